@@ -1,0 +1,225 @@
+/**
+ * Typed errors users can act on. Every failure an operator or plugin author can fix is an
+ * {@link OutagelessError} with a stable `code`, the exit code the CLI uses for it, and a
+ * message that names the file, component and step involved plus what to do next.
+ *
+ * Codes are part of the public contract (runbooks grep for them): never rename one.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await upgrade(site)
+ * } catch (error) {
+ *   if (isOutagelessError(error, 'OUTAGELESS_ERR_UPGRADE_LOCKED')) retryLater()
+ *   else throw error
+ * }
+ * ```
+ */
+
+/** Exit codes shared by every command (Moodle's semantics for 0–3). */
+export const ExitCode = {
+  ok: 0,
+  error: 1,
+  /** `--is-pending`: pending; `--is-maintenance-required`: maintenance required. */
+  pendingOrMaintenance: 2,
+  /** `--is-maintenance-required`: pending and needs no maintenance. */
+  pendingWithoutMaintenance: 3,
+  /** Another upgrader holds the site's upgrade lock. */
+  locked: 4,
+  /** The embedded database is open in another process. */
+  embeddedInUse: 5,
+  /** Bad command line (unknown flag, missing value). */
+  usage: 64,
+} as const;
+
+export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
+
+/** Where an error points, so messages and `--json` output can name it. */
+export interface ErrorLocation {
+  readonly file?: string;
+  readonly component?: string;
+  readonly step?: string;
+  readonly field?: string;
+}
+
+export class OutagelessError extends Error {
+  readonly code: string;
+  readonly exitCode: ExitCodeValue;
+  readonly location: ErrorLocation;
+  readonly hint: string | undefined;
+
+  constructor(
+    code: string,
+    message: string,
+    options: { exitCode?: ExitCodeValue; location?: ErrorLocation; hint?: string; cause?: unknown } = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'OutagelessError';
+    this.code = code;
+    this.exitCode = options.exitCode ?? ExitCode.error;
+    this.location = options.location ?? {};
+    this.hint = options.hint;
+  }
+
+  /** The form the CLI prints: message, location lines, then the fix. */
+  describe(): string {
+    const lines = [`${this.code}: ${this.message}`];
+    const { file, component, step, field } = this.location;
+    if (component) lines.push(`  component: ${component}`);
+    if (step) lines.push(`  step: ${step}`);
+    if (file) lines.push(`  file: ${file}`);
+    if (field) lines.push(`  field: ${field}`);
+    if (this.hint) lines.push(`  fix: ${this.hint}`);
+    return lines.join('\n');
+  }
+
+  toJSON(): Record<string, unknown> {
+    return { code: this.code, message: this.message, ...this.location, hint: this.hint };
+  }
+}
+
+/** True when `error` is an outageless error, optionally with the given code. */
+export function isOutagelessError(error: unknown, code?: string): error is OutagelessError {
+  return error instanceof OutagelessError && (code === undefined || error.code === code);
+}
+
+type Factory<A extends unknown[]> = ((...args: A) => OutagelessError) & { readonly code: string };
+
+/**
+ * Builds an error factory with a stable code, in the way Fastify's `createError` does: the
+ * factory carries its `code` so callers can compare without constructing an error.
+ */
+function factory<A extends unknown[]>(
+  code: string,
+  build: (...args: A) => { message: string; location?: ErrorLocation; hint?: string; exitCode?: ExitCodeValue; cause?: unknown },
+): Factory<A> {
+  const make = (...args: A) => {
+    const { message, ...options } = build(...args);
+    return new OutagelessError(code, message, options);
+  };
+  return Object.assign(make, { code });
+}
+
+export const errors = {
+  manifestInvalid: factory('OUTAGELESS_ERR_MANIFEST_INVALID', (file: string, field: string, problem: string, component?: string) => ({
+    message: `${field}: ${problem}`,
+    location: { file, field, ...(component ? { component } : {}) },
+    hint: `Correct "${field}" in ${file}. Versions are integers in the form YYYYMMDDXX.`,
+  })),
+  componentNameMismatch: factory('OUTAGELESS_ERR_COMPONENT_NAME', (file: string, declared: string, expected: string) => ({
+    message: `version.ts declares component "${declared}" but its directory makes it "${expected}"`,
+    location: { file, component: expected, field: 'component' },
+    hint: `Set component: '${expected}' in ${file}, or move the directory so its path matches "${declared}".`,
+  })),
+  duplicateComponent: factory('OUTAGELESS_ERR_DUPLICATE_COMPONENT', (component: string, first: string, second: string) => ({
+    message: `component "${component}" is defined twice: ${first} and ${second}`,
+    location: { component, file: second },
+    hint: 'Remove one of the two directories; each component may exist once per site.',
+  })),
+  duplicateStep: factory('OUTAGELESS_ERR_DUPLICATE_STEP', (file: string, component: string, what: 'version' | 'id', value: string) => ({
+    message: `two upgrade steps share the ${what} ${value}`,
+    location: { file, component, step: value, field: what },
+    hint: what === 'id'
+      ? 'Give every step of a component a distinct, stable id.'
+      : 'Give each step its own version; bump the second one (YYYYMMDDXX, XX counts within a day).',
+  })),
+  stepAboveVersion: factory('OUTAGELESS_ERR_STEP_ABOVE_VERSION', (file: string, component: string, step: string, stepVersion: number, version: number) => ({
+    message: `step "${step}" has version ${stepVersion}, above the component's version ${version}`,
+    location: { file, component, step, field: 'version' },
+    hint: `Raise version in version.ts to at least ${stepVersion}, or lower the step's version.`,
+  })),
+  stepsOutOfOrder: factory('OUTAGELESS_ERR_STEP_ORDER', (file: string, component: string, step: string, stepVersion: number, previous: number) => ({
+    message: `step "${step}" (version ${stepVersion}) comes after a step with version ${previous}`,
+    location: { file, component, step, field: 'steps' },
+    hint: 'List steps in ascending version order, as they run.',
+  })),
+  requiresNewerCore: factory('OUTAGELESS_ERR_REQUIRES_CORE', (file: string, component: string, requires: number, core: number) => ({
+    message: `requires core ${requires}, but the core on disk is ${core}`,
+    location: { file, component, field: 'requires' },
+    hint: `Deploy a core at version ${requires} or later, or install a release of ${component} made for this core.`,
+  })),
+  dependencyMissing: factory('OUTAGELESS_ERR_DEPENDENCY_MISSING', (file: string, component: string, dependency: string) => ({
+    message: `depends on "${dependency}", which is not on disk`,
+    location: { file, component, field: `dependencies.${dependency}` },
+    hint: `Add ${dependency} to the site, or remove it from the dependencies of ${component}.`,
+  })),
+  dependencyTooOld: factory('OUTAGELESS_ERR_DEPENDENCY_TOO_OLD', (file: string, component: string, dependency: string, needed: number, found: number) => ({
+    message: `depends on "${dependency}" ${needed} or later, but ${found} is on disk`,
+    location: { file, component, field: `dependencies.${dependency}` },
+    hint: `Deploy ${dependency} at version ${needed} or later.`,
+  })),
+  dependencyCycle: factory('OUTAGELESS_ERR_DEPENDENCY_CYCLE', (cycle: readonly string[], file: string) => ({
+    message: `dependency cycle: ${cycle.join(' -> ')}`,
+    location: { component: cycle[0], file, field: 'dependencies' },
+    hint: 'Break the cycle: one of these components must not depend on the other.',
+  })),
+  unknownPluginType: factory('OUTAGELESS_ERR_UNKNOWN_PLUGIN_TYPE', (dir: string, type: string, known: readonly string[]) => ({
+    message: `unknown plugin type directory "${type}" (known: ${known.join(', ')})`,
+    location: { file: dir },
+    hint: `Move the plugins to a known type directory, or add "${type}" to pluginTypes in core/version.ts.`,
+  })),
+  loadFailed: factory('OUTAGELESS_ERR_LOAD_FAILED', (file: string, cause: unknown, component?: string) => ({
+    message: `could not load ${file}: ${cause instanceof Error ? cause.message.split('\n')[0] : String(cause)}`,
+    location: { file, ...(component ? { component } : {}) },
+    hint: 'Fix the file so Node can import it: erasable TypeScript only, with .ts suffixes on relative imports.',
+    cause,
+  })),
+  downgrade: factory('OUTAGELESS_ERR_DOWNGRADE', (component: string, installed: number, code: number, file: string) => ({
+    message: `code version ${code} is older than the installed version ${installed}; nothing was changed`,
+    location: { component, file, field: 'version' },
+    hint: `Deploy code of ${component} at version ${installed} or later. Versions only move forward.`,
+  })),
+  notInstalled: factory('OUTAGELESS_ERR_NOT_INSTALLED', (database: string) => ({
+    message: `the site in ${database} is not installed`,
+    hint: 'Run `outageless upgrade --non-interactive` to install it.',
+  })),
+  upgradeLocked: factory('OUTAGELESS_ERR_UPGRADE_LOCKED', (holder: { host: string; pid: number; since: Date } | undefined) => ({
+    message: holder
+      ? `another upgrade is running (host ${holder.host}, pid ${holder.pid}, since ${holder.since.toISOString()})`
+      : 'another upgrade is running',
+    exitCode: ExitCode.locked,
+    hint: 'Wait for it to finish, or pass --wait <seconds> to queue behind it.',
+  })),
+  embeddedInUse: factory('OUTAGELESS_ERR_EMBEDDED_IN_USE', (dir: string, pid: number, host: string) => ({
+    message: `the embedded database ${dir} is open in another process (pid ${pid} on ${host})`,
+    location: { file: dir },
+    exitCode: ExitCode.embeddedInUse,
+    hint: 'An embedded (PGlite) site serves one process. Stop the other process, or use PostgreSQL (--database postgres://…) for multi-process sites.',
+  })),
+  databaseUrl: factory('OUTAGELESS_ERR_DATABASE_URL', (url: string) => ({
+    message: `unsupported database URL "${url}"`,
+    hint: 'Use postgres://user@host:port/db, postgresql://…, pglite://<dir> or pglite://memory.',
+  })),
+  databaseUnreachable: factory('OUTAGELESS_ERR_DATABASE_UNREACHABLE', (url: string, cause: unknown) => ({
+    message: `cannot connect to ${url}: ${cause instanceof Error ? cause.message : String(cause)}`,
+    hint: 'Check that the server runs and the URL (host, port, user, database) is right.',
+    cause,
+  })),
+  stepFailed: factory('OUTAGELESS_ERR_STEP_FAILED', (component: string, step: string, version: number, file: string, cause: unknown) => ({
+    message: `step "${step}" (version ${version}) failed and was rolled back: ${cause instanceof Error ? cause.message : String(cause)}`,
+    location: { component, step, file },
+    hint: 'Fix the step or the data it trips on, then rerun `outageless upgrade`: it resumes at this step.',
+    cause,
+  })),
+  installFailed: factory('OUTAGELESS_ERR_INSTALL_FAILED', (component: string, file: string, cause: unknown) => ({
+    message: `install of ${component} failed and was rolled back: ${cause instanceof Error ? cause.message : String(cause)}`,
+    location: { component, file },
+    hint: 'Fix the schema or install file, then rerun `outageless upgrade`; components already installed stay installed.',
+    cause,
+  })),
+  maintenanceRequired: factory('OUTAGELESS_ERR_MAINTENANCE_REQUIRED', (reasons: readonly string[]) => ({
+    message: `This upgrade WILL result in maintenance mode:\n${reasons.map((r) => `  - ${r}`).join('\n')}`,
+    exitCode: ExitCode.pendingOrMaintenance,
+    hint: 'Run without --no-maintenance during a maintenance window.',
+  })),
+  unstable: factory('OUTAGELESS_ERR_UNSTABLE', (components: readonly { component: string; maturity: string }[]) => ({
+    message: `components below stable maturity: ${components.map((c) => `${c.component} (${c.maturity})`).join(', ')}`,
+    location: { component: components[0]?.component },
+    hint: 'Pass --allow-unstable to install or upgrade them anyway.',
+  })),
+  notConfirmed: factory('OUTAGELESS_ERR_NOT_CONFIRMED', () => ({
+    message: 'upgrade cancelled: not confirmed',
+    hint: 'Answer "y" at the prompt, or pass --non-interactive.',
+  })),
+  usage: factory('OUTAGELESS_ERR_USAGE', (problem: string) => ({ message: problem, exitCode: ExitCode.usage })),
+} as const;

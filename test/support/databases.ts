@@ -1,0 +1,59 @@
+/**
+ * Databases for tests. Each test file gets its own PostgreSQL database (created from
+ * TEST_DATABASE_URL, dropped afterwards), so files run in parallel on one server without
+ * sharing advisory locks or tables. Without a server the PostgreSQL tests skip, and say so.
+ */
+import pg from 'pg';
+import { randomBytes } from 'node:crypto';
+
+export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL ?? '';
+
+/** True when TEST_DATABASE_URL points at a reachable server (probed once per file). */
+export const postgresAvailable: boolean = await probe();
+
+async function probe(): Promise<boolean> {
+  if (!TEST_DATABASE_URL) {
+    console.warn('[outageless tests] TEST_DATABASE_URL is not set: PostgreSQL tests are SKIPPED.');
+    return false;
+  }
+  const client = new pg.Client({ connectionString: TEST_DATABASE_URL, connectionTimeoutMillis: 3000 });
+  try {
+    await client.connect();
+    await client.query('select 1');
+    return true;
+  } catch (error) {
+    console.warn(`[outageless tests] PostgreSQL at ${TEST_DATABASE_URL} is unreachable (${String(error)}): PostgreSQL tests are SKIPPED.`);
+    return false;
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+async function admin<T>(run: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
+  await client.connect();
+  try {
+    return await run(client);
+  } finally {
+    await client.end();
+  }
+}
+
+export interface ScratchDatabase {
+  readonly url: string;
+  readonly name: string;
+  drop(): Promise<void>;
+}
+
+/** Creates an empty database named after `label` plus a random suffix. */
+export async function createScratchDatabase(label: string): Promise<ScratchDatabase> {
+  const name = `ol_${label.replace(/[^a-z0-9]+/gi, '_').toLowerCase().slice(0, 30)}_${randomBytes(4).toString('hex')}`;
+  await admin((client) => client.query(`create database "${name}"`));
+  const url = new URL(TEST_DATABASE_URL);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    name,
+    drop: () => admin((client) => client.query(`drop database if exists "${name}" with (force)`)).then(() => undefined),
+  };
+}
