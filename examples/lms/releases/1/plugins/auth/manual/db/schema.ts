@@ -1,0 +1,16 @@
+import { defineSchema } from 'outageless';
+
+/** Password credentials of manually created accounts. */
+export default defineSchema({
+  tables: {
+    auth_manual_credential: {
+      columns: {
+        userid: { type: 'bigint' },
+        passwordhash: { type: 'varchar(255)' },
+        changed: { type: 'timestamp', default: { sql: 'now()' } },
+      },
+      primaryKey: ['userid'],
+      foreignKeys: [{ columns: ['userid'], references: { table: 'user', columns: ['id'] }, onDelete: 'cascade' }],
+    },
+  },
+});

@@ -1,0 +1,23 @@
+import { defineSchema } from 'outageless';
+
+/** News posts shown in the news block of a course. */
+export default defineSchema({
+  tables: {
+    block_news_post: {
+      columns: {
+        id: { type: 'bigint', autoIncrement: true },
+        course: { type: 'bigint' },
+        author: { type: 'bigint', nullable: true },
+        subject: { type: 'varchar(255)' },
+        message: { type: 'text' },
+        created: { type: 'timestamp', default: { sql: 'now()' } },
+      },
+      primaryKey: ['id'],
+      indexes: [{ columns: ['course', 'created'] }],
+      foreignKeys: [
+        { columns: ['course'], references: { table: 'course', columns: ['id'] }, onDelete: 'cascade' },
+        { columns: ['author'], references: { table: 'user', columns: ['id'] }, onDelete: 'set null' },
+      ],
+    },
+  },
+});

@@ -1,0 +1,10 @@
+import { defineVersion } from 'outageless';
+
+export default defineVersion({
+  component: 'mod_assign',
+  version: 2026010100,
+  release: '1.0',
+  requires: 2026010100,
+  maturity: 'stable',
+  subplugins: { assignsubmission: 'submission' },
+});

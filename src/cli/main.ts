@@ -1,0 +1,43 @@
+import { Command, CommanderError } from 'commander';
+import { ExitCode, isOutagelessError } from '../errors.ts';
+import type { CommandResult } from './context.ts';
+import { checkSchemaCommand, purgeCachesCommand, statusCommand } from './site-commands.ts';
+import { upgradeCommand } from './upgrade-command.ts';
+
+/**
+ * The `outageless` command line. Every command returns its exit code; errors users can act
+ * on print their code, location and fix (as JSON with `--json`), never a stack trace.
+ */
+export async function main(argv: readonly string[]): Promise<number> {
+  let pending: Promise<CommandResult> | undefined;
+  const run = (result: Promise<CommandResult>) => {
+    pending = result;
+  };
+  const json = argv.includes('--json');
+
+  const program = new Command('outageless')
+    .description('Upgrade plugin-based Node.js applications with the smallest outage each change allows.')
+    .exitOverride()
+    .configureOutput({ writeErr: (text) => process.stderr.write(text) })
+    .addCommand(upgradeCommand(run))
+    .addCommand(statusCommand(run))
+    .addCommand(checkSchemaCommand(run))
+    .addCommand(purgeCachesCommand(run));
+
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+    return pending ? await pending : ExitCode.ok;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // --help and --version end here too, with exit code 0.
+      return error.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
+    }
+    if (isOutagelessError(error)) {
+      if (json) process.stdout.write(`${JSON.stringify({ error: error.toJSON() }, null, 2)}\n`);
+      process.stderr.write(`${error.describe()}\n`);
+      return error.exitCode;
+    }
+    process.stderr.write(`Unexpected error (a bug in outageless or a component; please report it):\n${error instanceof Error ? error.stack : String(error)}\n`);
+    return ExitCode.error;
+  }
+}

@@ -1,0 +1,87 @@
+import { Command } from 'commander';
+import { discoverSite } from '../component/discover.ts';
+import { loadSchema } from '../component/files.ts';
+import { ExitCode } from '../errors.ts';
+import { readPlan } from '../plan/read.ts';
+import type { SchemaDefinition } from '../schema/definition.ts';
+import { diffSchema } from '../schema/diff.ts';
+import { bumpCacheRevision, readFlags } from '../state/flags.ts';
+import { readInstalled } from '../state/installed.ts';
+import { isStateTable } from '../state/tables.ts';
+import { output, withDatabase, withSiteOptions, type CommandResult, type SiteOptions } from './context.ts';
+import { formatFlags, formatPlan, planToJson } from './format.ts';
+
+/** `outageless status`: installed vs code per component, with class and reasons, plus the flags. */
+export function statusCommand(run: (result: Promise<CommandResult>) => void): Command {
+  return withSiteOptions(new Command('status'))
+    .description('show installed versus code per component, the site flags and any running upgrade')
+    .action((options: SiteOptions) =>
+      run(
+        withDatabase(options, async (database) => {
+          const out = output(options);
+          const [{ plan }, flags, holder] = await Promise.all([
+            readPlan(database.db, { root: options.root }),
+            readFlags(database.db),
+            database.upgradeLock.holder(),
+          ]);
+          out.text(`Site: ${options.root}\nDatabase: ${database.displayUrl}${plan.siteInstalled ? '' : ' (not installed)'}`);
+          out.text(formatFlags(flags, holder));
+          out.text(formatPlan(plan, { all: true }));
+          out.json({
+            database: database.displayUrl,
+            flags: { ...flags, maintenance: { ...flags.maintenance, enabled: flags.maintenance.enabled || holder?.mode === 'maintenance' } },
+            upgradeRunning: holder ? { ...holder, since: holder.since.toISOString() } : null,
+            ...planToJson(plan),
+          });
+          return ExitCode.ok;
+        }),
+      ),
+    );
+}
+
+/** `outageless check-schema`: 0 when the live schema matches the declarations, 1 with differences, 2 when not installed. */
+export function checkSchemaCommand(run: (result: Promise<CommandResult>) => void): Command {
+  return withSiteOptions(new Command('check-schema'))
+    .description('compare the live database with every component\'s db/schema.ts (0 ok, 1 differences, 2 not installed)')
+    .action((options: SiteOptions) =>
+      run(
+        withDatabase(options, async (database) => {
+          const out = output(options);
+          if (!(await readInstalled(database.db))) {
+            out.text(`The site in ${database.displayUrl} is not installed.`);
+            out.json({ installed: false, differences: [] });
+            return ExitCode.pendingOrMaintenance;
+          }
+          const code = await discoverSite(options.root);
+          const declared = new Map<string, SchemaDefinition>();
+          for (const component of code.components.values()) declared.set(component.name, await loadSchema(code, component));
+          const differences = await diffSchema(database.db, declared, { exclude: isStateTable });
+          if (differences.length === 0) {
+            const tables = [...declared.values()].reduce((sum, schema) => sum + Object.keys(schema.tables).length, 0);
+            out.text(`Schema OK: ${tables} table(s) match the declared definitions.`);
+          } else {
+            out.text(`${differences.length} difference(s) between the database and the declared schema:`);
+            for (const difference of differences) out.text(`  - ${difference.message}`);
+          }
+          out.json({ installed: true, differences });
+          return differences.length === 0 ? ExitCode.ok : ExitCode.error;
+        }),
+      ),
+    );
+}
+
+/** `outageless purge-caches`: moves the cache revision forward, so every front drops its caches. */
+export function purgeCachesCommand(run: (result: Promise<CommandResult>) => void): Command {
+  return withSiteOptions(new Command('purge-caches'))
+    .description('purge every cache on every front (moves the site cache revision forward)')
+    .action((options: SiteOptions) =>
+      run(
+        withDatabase(options, async (database) => {
+          const revision = await bumpCacheRevision(database.db);
+          output(options).text(`Caches purged (revision ${revision}).`);
+          output(options).json({ cacheRevision: revision });
+          return ExitCode.ok;
+        }),
+      ),
+    );
+}

@@ -1,0 +1,122 @@
+import { Command } from 'commander';
+import { discoverSite } from '../component/discover.ts';
+import { errors, ExitCode } from '../errors.ts';
+import { readPlan } from '../plan/read.ts';
+import { setUiUpgradeLock } from '../state/flags.ts';
+import { runUpgrade, type UpgradeEvent } from '../upgrade/run.ts';
+import { confirm } from './confirm.ts';
+import { output, withDatabase, withSiteOptions, type CommandResult, type SiteOptions } from './context.ts';
+import { formatPlan, planToJson, purgeCommands } from './format.ts';
+
+interface UpgradeFlags extends SiteOptions {
+  readonly nonInteractive?: boolean;
+  readonly isPending?: boolean;
+  readonly isMaintenanceRequired?: boolean;
+  readonly maintenance: boolean;
+  readonly outage: boolean;
+  readonly setUiUpgradeLock?: boolean;
+  readonly unsetUiUpgradeLock?: boolean;
+  readonly allowUnstable?: boolean;
+  readonly wait?: string;
+}
+
+/** `outageless upgrade`: Moodle's admin/cli/upgrade.php flags and exit codes (DESIGN §4.2). */
+export function upgradeCommand(run: (result: Promise<CommandResult>) => void): Command {
+  return withSiteOptions(new Command('upgrade'))
+    .description('install or upgrade the site; with --is-pending / --is-maintenance-required, only report')
+    .option('--non-interactive', 'do not ask for confirmation')
+    .option('--is-pending', 'exit 2 if an upgrade is pending, 0 if not; changes nothing')
+    .option('--is-maintenance-required', 'exit 0 if nothing is pending, 2 if maintenance is required, 3 if pending without maintenance')
+    .option('--no-maintenance', 'upgrade while fronts keep serving; refuse (exit 2) if the plan needs maintenance')
+    .option('--no-outage', 'alias of --no-maintenance')
+    .option('--set-ui-upgrade-lock', 'stop the web UI from offering or starting upgrades')
+    .option('--unset-ui-upgrade-lock', 'let the web UI offer upgrades again')
+    .option('--allow-unstable', 'allow components whose maturity is not stable')
+    .option('--wait <seconds>', 'wait this long for another running upgrade instead of failing')
+    .action((flags: UpgradeFlags) => run(upgrade(flags)));
+}
+
+async function upgrade(flags: UpgradeFlags): Promise<CommandResult> {
+  if (flags.setUiUpgradeLock && flags.unsetUiUpgradeLock) throw errors.usage('--set-ui-upgrade-lock and --unset-ui-upgrade-lock exclude each other');
+  const waitSeconds = flags.wait === undefined ? 0 : Number(flags.wait);
+  if (!Number.isFinite(waitSeconds) || waitSeconds < 0) throw errors.usage(`--wait expects a number of seconds, got "${flags.wait}"`);
+  const out = output(flags);
+
+  return withDatabase(flags, async (database) => {
+    const code = await discoverSite(flags.root);
+
+    if (flags.isPending || flags.isMaintenanceRequired) {
+      const { plan } = await readPlan(database.db, { code });
+      const pending = plan.pending.length > 0;
+      if (flags.isPending) {
+        out.text(formatPlan(plan));
+        out.json(planToJson(plan));
+        return pending ? ExitCode.pendingOrMaintenance : ExitCode.ok;
+      }
+      if (flags.unsetUiUpgradeLock) await setUiUpgradeLock(database.db, false);
+      let exit: CommandResult = ExitCode.ok;
+      if (pending && plan.maintenanceRequired) exit = ExitCode.pendingOrMaintenance;
+      else if (pending) {
+        exit = ExitCode.pendingWithoutMaintenance;
+        if (flags.setUiUpgradeLock) await setUiUpgradeLock(database.db, true);
+      }
+      out.text(formatPlan(plan));
+      if (exit === ExitCode.pendingOrMaintenance) out.text(`Maintenance IS required:\n${plan.maintenanceReasons.map((r) => `  - ${r}`).join('\n')}`);
+      if (exit === ExitCode.pendingWithoutMaintenance) out.text(`Maintenance is NOT required.${flags.setUiUpgradeLock ? ' UI upgrade lock set.' : ''}`);
+      if (flags.unsetUiUpgradeLock) out.text('UI upgrade lock cleared.');
+      out.json({ ...planToJson(plan), uiUpgradeLock: flags.setUiUpgradeLock && exit === ExitCode.pendingWithoutMaintenance ? true : flags.unsetUiUpgradeLock ? false : undefined });
+      return exit;
+    }
+
+    const mode = flags.maintenance && flags.outage ? 'maintenance' : 'online';
+    const result = await runUpgrade({
+      database,
+      code,
+      mode,
+      waitSeconds,
+      allowUnstable: flags.allowUnstable ?? false,
+      onEvent: (event) => out.text(describeEvent(event)),
+      confirm: async (plan) => {
+        out.text(formatPlan(plan));
+        const accepted = flags.nonInteractive || (await confirm(mode === 'online' ? 'Upgrade now, without maintenance?' : 'Upgrade now? The site goes into maintenance while it runs.'));
+        // The UI lock is taken only once the run is going ahead, so a refused run changes nothing.
+        if (accepted && flags.setUiUpgradeLock) await setUiUpgradeLock(database.db, true);
+        return accepted;
+      },
+    });
+    if (flags.unsetUiUpgradeLock) await setUiUpgradeLock(database.db, false);
+
+    if (result.kind === 'nothing-to-do') {
+      out.text('No upgrade is pending: nothing to do.');
+      out.json({ result: 'nothing-to-do', ...planToJson(result.plan) });
+      return ExitCode.ok;
+    }
+    const purge = result.purged ? [] : purgeCommands(result.purgeCaches);
+    out.text(`Upgrade complete in ${(result.durationMs / 1000).toFixed(2)} s (${result.plan.pending.length} component(s), ${result.mode === 'online' ? 'no maintenance' : 'maintenance mode'}).`);
+    if (result.purged) out.text('Caches purged.');
+    if (purge.length > 0) out.text(`Purge caches after all traffic runs the new code:\n${purge.map((c) => `  ${c}`).join('\n')}`);
+    out.json({ result: 'upgraded', runId: result.runId, mode: result.mode, durationMs: Math.round(result.durationMs), purged: result.purged, purgeCommands: purge, ...planToJson(result.plan) });
+    return ExitCode.ok;
+  });
+}
+
+function describeEvent(event: UpgradeEvent): string {
+  switch (event.kind) {
+    case 'waiting-for-lock':
+      return `Waiting for the running upgrade${event.holder ? ` (host ${event.holder.host}, pid ${event.holder.pid})` : ''}…`;
+    case 'lock-acquired':
+      return `Upgrade lock taken (${event.holder.mode} mode).`;
+    case 'component-started':
+      return event.action === 'install' ? `${event.component}: installing ${event.to}` : `${event.component}: upgrading ${event.from} -> ${event.to}`;
+    case 'step-applied':
+      return `${event.component}:   step ${event.step} (${event.version}) applied in ${Math.round(event.durationMs)} ms`;
+    case 'step-skipped':
+      return `${event.component}:   step ${event.step} (${event.version}) skipped: already applied under another version`;
+    case 'ddl-retry':
+      return `${event.component}:   lock timeout on ${event.what}; retry ${event.attempt}`;
+    case 'component-finished':
+      return `${event.component}: now at ${event.version} (${Math.round(event.durationMs)} ms)`;
+    case 'log':
+      return `${event.component}:   ${event.message}`;
+  }
+}

@@ -1,0 +1,139 @@
+import { readdir, stat } from 'node:fs/promises';
+import { join, relative, resolve } from 'node:path';
+import { errors, OutagelessError } from '../errors.ts';
+import type { VersionDefinition } from './definitions.ts';
+import { hashDefinitions, type DefinitionsHash } from './definitions-hash.ts';
+import { importDefault } from './load.ts';
+import { validateVersion } from './manifest.ts';
+
+/** A component found on disk, with its validated `version.ts` and `db/` fingerprint. */
+export interface Component {
+  /** `core` or `<type>_<name>`. */
+  readonly name: string;
+  /** Plugin type (`mod`, `assignsubmission`), or `core`. */
+  readonly type: string;
+  readonly dir: string;
+  /** The parent component of a subplugin. */
+  readonly parent: string | undefined;
+  readonly manifest: VersionDefinition;
+  readonly versionFile: string;
+  readonly definitions: DefinitionsHash;
+}
+
+/** The code on disk: every component of a site, keyed by name. */
+export interface SiteCode {
+  readonly root: string;
+  readonly components: ReadonlyMap<string, Component>;
+  readonly core: Component;
+}
+
+/** Plugin types a site may have when core does not list its own (Moodle's common ones). */
+export const DEFAULT_PLUGIN_TYPES: readonly string[] = [
+  'theme', 'auth', 'enrol', 'format', 'block', 'mod', 'qtype', 'filter', 'editor', 'repository', 'report', 'tool', 'local',
+];
+
+async function isDirectory(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+async function subdirectories(path: string): Promise<string[]> {
+  const entries = await readdir(path, { withFileTypes: true });
+  return entries.filter((entry) => entry.isDirectory() && !entry.name.startsWith('.')).map((entry) => entry.name).sort();
+}
+
+async function loadComponent(root: string, dir: string, name: string, type: string, parent: string | undefined): Promise<Component> {
+  const versionFile = join(dir, 'version.ts');
+  const display = relative(root, versionFile);
+  try {
+    await stat(versionFile);
+  } catch {
+    throw errors.manifestInvalid(display, 'version.ts', 'file is missing: every component directory needs one', name);
+  }
+  const loaded = await importDefault(versionFile, name).catch((error: unknown) => {
+    if (error instanceof OutagelessError) throw errors.loadFailed(display, error.cause, name);
+    throw error;
+  });
+  const manifest = validateVersion(display, loaded, name);
+  return { name, type, dir, parent, manifest, versionFile: display, definitions: await hashDefinitions(dir) };
+}
+
+/**
+ * Finds every component under `root`: `core/`, `plugins/<type>/<name>/`, and the subplugins
+ * each plugin declares. Validates manifests and cross-component facts (dependencies,
+ * `requires`), so nothing downstream sees an inconsistent site.
+ *
+ * @example
+ * ```ts
+ * const code = await discoverSite('examples/lms/releases/1')
+ * code.components.get('mod_assign')?.manifest.version // 2026010100
+ * ```
+ */
+export async function discoverSite(rootDir: string): Promise<SiteCode> {
+  const root = resolve(rootDir);
+  if (!(await isDirectory(join(root, 'core')))) {
+    throw new OutagelessError('OUTAGELESS_ERR_NO_SITE', `no core/ directory under ${root}`, {
+      location: { file: join(root, 'core', 'version.ts') },
+      hint: 'Point --root at the application directory that holds core/ and plugins/.',
+    });
+  }
+  const core = await loadComponent(root, join(root, 'core'), 'core', 'core', undefined);
+  const pluginTypes = core.manifest.pluginTypes ?? DEFAULT_PLUGIN_TYPES;
+
+  const pluginsDir = join(root, 'plugins');
+  const found: Promise<Component>[] = [];
+  const sources = new Map<string, string>([['core', 'core']]);
+  const claim = (name: string, dir: string) => {
+    const first = sources.get(name);
+    if (first) throw errors.duplicateComponent(name, first, relative(root, dir));
+    sources.set(name, relative(root, dir));
+  };
+
+  if (await isDirectory(pluginsDir)) {
+    for (const type of await subdirectories(pluginsDir)) {
+      if (!pluginTypes.includes(type)) throw errors.unknownPluginType(relative(root, join(pluginsDir, type)), type, pluginTypes);
+      for (const name of await subdirectories(join(pluginsDir, type))) {
+        const dir = join(pluginsDir, type, name);
+        claim(`${type}_${name}`, dir);
+        found.push(loadComponent(root, dir, `${type}_${name}`, type, undefined));
+      }
+    }
+  }
+  const plugins = await Promise.all(found);
+
+  // Subplugins are declared by their parent's manifest, so they are found in a second pass.
+  const subplugins: Promise<Component>[] = [];
+  for (const plugin of plugins) {
+    for (const [subtype, subdir] of Object.entries(plugin.manifest.subplugins ?? {})) {
+      const base = join(plugin.dir, subdir);
+      if (!(await isDirectory(base))) continue;
+      for (const name of await subdirectories(base)) {
+        const dir = join(base, name);
+        claim(`${subtype}_${name}`, dir);
+        subplugins.push(loadComponent(root, dir, `${subtype}_${name}`, subtype, plugin.name));
+      }
+    }
+  }
+
+  const components = new Map<string, Component>([['core', core]]);
+  for (const component of [...plugins, ...(await Promise.all(subplugins))]) components.set(component.name, component);
+  checkRequirements(components, core);
+  return { root, components, core };
+}
+
+function checkRequirements(components: ReadonlyMap<string, Component>, core: Component): void {
+  for (const component of components.values()) {
+    const { manifest, versionFile } = component;
+    if (manifest.requires !== undefined && manifest.requires > core.manifest.version) {
+      throw errors.requiresNewerCore(versionFile, component.name, manifest.requires, core.manifest.version);
+    }
+    for (const [dependency, needed] of Object.entries(manifest.dependencies ?? {})) {
+      const found = components.get(dependency);
+      if (!found) throw errors.dependencyMissing(versionFile, component.name, dependency);
+      if (found.manifest.version < needed) throw errors.dependencyTooOld(versionFile, component.name, dependency, needed, found.manifest.version);
+    }
+  }
+}

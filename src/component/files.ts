@@ -1,0 +1,63 @@
+import { join } from 'node:path';
+import { errors } from '../errors.ts';
+import type { SchemaDefinition } from '../schema/definition.ts';
+import { validateSchema } from '../schema/ddl.ts';
+import type { InstallDefinition, UpgradeDefinition } from './definitions.ts';
+import type { Component, SiteCode } from './discover.ts';
+import { importOptional } from './load.ts';
+import { validateUpgrade } from './manifest.ts';
+
+/**
+ * Lazy loaders for a component's `db/` files. Planning loads `db/upgrade.ts` only for
+ * components whose `db/` changed, so `--is-pending` on a large site imports version files
+ * and nothing else.
+ */
+
+const EMPTY_UPGRADE: UpgradeDefinition = Object.freeze({ kind: 'upgrade', steps: [] });
+const EMPTY_SCHEMA: SchemaDefinition = Object.freeze({ kind: 'schema', tables: {} });
+
+const cache = new WeakMap<Component, Map<string, Promise<unknown>>>();
+
+function once<T>(component: Component, key: string, load: () => Promise<T>): Promise<T> {
+  let entries = cache.get(component);
+  if (!entries) cache.set(component, (entries = new Map()));
+  let entry = entries.get(key) as Promise<T> | undefined;
+  if (!entry) entries.set(key, (entry = load()));
+  return entry;
+}
+
+function display(code: SiteCode, component: Component, file: string): string {
+  return join(component.versionFile, '..', 'db', file);
+}
+
+/** `db/upgrade.ts`, validated; a component without one has no steps. */
+export function loadUpgrade(code: SiteCode, component: Component): Promise<UpgradeDefinition> {
+  return once(component, 'upgrade', async () => {
+    const file = display(code, component, 'upgrade.ts');
+    const value = await importOptional(join(component.dir, 'db', 'upgrade.ts'), component.name);
+    return value === undefined ? EMPTY_UPGRADE : validateUpgrade(file, value, component.manifest);
+  });
+}
+
+/** `db/schema.ts`, validated; a component without one owns no tables. */
+export function loadSchema(code: SiteCode, component: Component): Promise<SchemaDefinition> {
+  return once(component, 'schema', async () => {
+    const file = display(code, component, 'schema.ts');
+    const value = await importOptional(join(component.dir, 'db', 'schema.ts'), component.name);
+    return value === undefined ? EMPTY_SCHEMA : validateSchema(file, component.name, value);
+  });
+}
+
+/** `db/install.ts`, if the component has one. */
+export function loadInstall(code: SiteCode, component: Component): Promise<InstallDefinition | undefined> {
+  return once(component, 'install', async () => {
+    const file = display(code, component, 'install.ts');
+    const value = await importOptional(join(component.dir, 'db', 'install.ts'), component.name);
+    if (value === undefined) return undefined;
+    const install = value as Partial<InstallDefinition>;
+    if (install.kind !== 'install' || typeof install.run !== 'function') {
+      throw errors.manifestInvalid(file, 'default', 'default export must come from defineInstall(async (ctx) => {...})', component.name);
+    }
+    return value as InstallDefinition;
+  });
+}

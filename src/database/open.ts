@@ -1,0 +1,148 @@
+import { Kysely, PGliteDialect, PostgresDialect, sql } from 'kysely';
+import pg from 'pg';
+import { mkdirSync } from 'node:fs';
+import { errors } from '../errors.ts';
+import { claimEmbeddedDirectory } from './embedded-claim.ts';
+import { parseDatabaseUrl, redactDatabaseUrl } from './url.ts';
+import { inProcessUpgradeLock, postgresUpgradeLock, type UpgradeLock } from './upgrade-lock.ts';
+
+/**
+ * An open site database: a Kysely instance plus what the dialect can do. Everything above
+ * this folder talks to the database through it, so a new dialect is added here alone.
+ */
+export interface SiteDatabase {
+  readonly kind: 'postgres' | 'pglite';
+  /** The URL with its password redacted, for messages. */
+  readonly displayUrl: string;
+  readonly db: Kysely<any>;
+  readonly upgradeLock: UpgradeLock;
+  /** True when several processes may share the database (fronts on other machines). */
+  readonly multiProcess: boolean;
+  close(): Promise<void>;
+}
+
+// int8 columns hold versions (YYYYMMDDXX) and ids; read them as numbers, not strings.
+const INT8_OID = 20;
+const NUMERIC_SAFE = (value: string) => {
+  const n = Number(value);
+  return Number.isSafeInteger(n) ? n : value;
+};
+
+interface SharedEmbedded {
+  readonly pglite: import('@electric-sql/pglite').PGlite;
+  readonly upgradeLock: UpgradeLock;
+  refs: number;
+  release(): Promise<void>;
+}
+
+// One PGlite instance per data directory per process: every open of the same embedded site
+// in this process (a front and a web-started upgrade, say) shares it and its lock.
+const embedded = new Map<string, Promise<SharedEmbedded>>();
+
+async function openEmbedded(key: string, dir: string | undefined): Promise<SharedEmbedded> {
+  const claim = dir ? claimEmbeddedDirectory(dir) : undefined;
+  try {
+    // Loaded lazily: PostgreSQL sites never pay for the embedded engine.
+    const { PGlite } = await import('@electric-sql/pglite');
+    if (dir) mkdirSync(dir, { recursive: true });
+    const pglite = await PGlite.create(dir ?? undefined, { parsers: { [INT8_OID]: NUMERIC_SAFE } });
+    const shared: SharedEmbedded = {
+      pglite,
+      upgradeLock: inProcessUpgradeLock(),
+      refs: 0,
+      async release() {
+        if (--shared.refs > 0) return;
+        embedded.delete(key);
+        await pglite.close();
+        claim?.release();
+      },
+    };
+    return shared;
+  } catch (error) {
+    claim?.release();
+    throw error;
+  }
+}
+
+/**
+ * Opens the site database at `url` (see {@link resolveDatabaseUrl}).
+ *
+ * @example
+ * ```ts
+ * const site = await openDatabase('postgres://postgres@127.0.0.1:5432/lms')
+ * try {
+ *   await site.db.selectFrom('course').selectAll().execute()
+ * } finally {
+ *   await site.close()
+ * }
+ * ```
+ */
+export async function openDatabase(url: string): Promise<SiteDatabase> {
+  const location = parseDatabaseUrl(url);
+  const displayUrl = redactDatabaseUrl(url);
+
+  if (location.kind === 'postgres') {
+    const pool = new pg.Pool({ connectionString: location.url, max: 5 });
+    pool.on('error', () => {}); // an idle client's error must not crash the process; the next query reports it
+    pool.on('connect', (client) => {
+      client.setTypeParser(INT8_OID, NUMERIC_SAFE);
+    });
+    try {
+      const client = await pool.connect();
+      client.release();
+    } catch (error) {
+      await pool.end().catch(() => {});
+      throw errors.databaseUnreachable(displayUrl, error);
+    }
+    const db = new Kysely<any>({ dialect: new PostgresDialect({ pool }) });
+    return {
+      kind: 'postgres',
+      displayUrl,
+      db,
+      multiProcess: true,
+      upgradeLock: postgresUpgradeLock(location.url, (text, values) => pool.query(text, values as unknown[])),
+      close: () => db.destroy(),
+    };
+  }
+
+  const key = location.kind === 'pglite' ? location.dir : location.name === undefined ? Symbol('memory').toString() + Math.random() : `memory/${location.name}`;
+  let opening = embedded.get(key);
+  if (!opening) {
+    opening = openEmbedded(key, location.kind === 'pglite' ? location.dir : undefined);
+    embedded.set(key, opening);
+    opening.catch(() => embedded.delete(key));
+  }
+  const shared = await opening;
+  shared.refs++;
+  // Kysely's PGlite driver would close the shared instance on destroy; give it a view whose
+  // close() is a no-op and release the instance by reference count instead.
+  const pglite = shared.pglite;
+  const view = {
+    get closed() { return pglite.closed; },
+    get ready() { return pglite.ready; },
+    get waitReady() { return pglite.waitReady; },
+    query: pglite.query.bind(pglite),
+    transaction: pglite.transaction.bind(pglite),
+    close: async () => {},
+  };
+  const db = new Kysely<any>({ dialect: new PGliteDialect({ pglite: view }) });
+  let closed = false;
+  return {
+    kind: 'pglite',
+    displayUrl,
+    db,
+    multiProcess: false,
+    upgradeLock: shared.upgradeLock,
+    async close() {
+      if (closed) return;
+      closed = true;
+      await db.destroy();
+      await shared.release();
+    },
+  };
+}
+
+/** Sends a NOTIFY so fronts refresh their cached site state; PGlite fronts share the process. */
+export async function notifyStateChanged(db: Kysely<any>, reason: string): Promise<void> {
+  await sql`select pg_notify('outageless_state', ${reason})`.execute(db);
+}

@@ -1,0 +1,254 @@
+import type { CachePurge, Maturity, OutageClass, StepPhase, UpgradeStep } from '../component/definitions.ts';
+import { changedDefinitionFiles } from '../component/definitions-hash.ts';
+import type { Component, SiteCode } from '../component/discover.ts';
+import { loadUpgrade } from '../component/files.ts';
+import { errors } from '../errors.ts';
+import type { InstalledComponent } from '../state/installed.ts';
+import { upgradeOrder } from './order.ts';
+
+/**
+ * The plan: installed state compared with the code on disk, per component, with an outage
+ * class and the reasons for it (DESIGN §4.1). Building it never writes anything.
+ */
+
+export type PlanAction = 'install' | 'upgrade' | 'unchanged' | 'missing-from-disk';
+
+export interface PlannedStep {
+  readonly id: string;
+  readonly version: number;
+  readonly description: string | undefined;
+  /** The declared outage, or `site` when the step declares none. */
+  readonly outage: OutageClass;
+  readonly declared: boolean;
+  readonly phase: StepPhase;
+  readonly transaction: boolean;
+  /** Applied before under another version: it will be skipped and logged. */
+  readonly alreadyApplied: boolean;
+  readonly step: UpgradeStep;
+}
+
+export interface PlanItem {
+  readonly component: string;
+  readonly action: PlanAction;
+  readonly installedVersion: number | undefined;
+  readonly codeVersion: number | undefined;
+  readonly release: string | undefined;
+  readonly codeIncrement: string | undefined;
+  readonly maturity: Maturity;
+  readonly outage: OutageClass;
+  readonly reasons: readonly string[];
+  readonly steps: readonly PlannedStep[];
+  /** Files in `db/` that differ from what was installed. */
+  readonly changedFiles: readonly string[];
+  readonly purgeCaches: CachePurge;
+  /** Present for components on disk; absent for `missing-from-disk`. */
+  readonly code: Component | undefined;
+}
+
+export type CachePurgePlan =
+  | { readonly kind: 'none' }
+  | { readonly kind: 'all' }
+  | { readonly kind: 'own'; readonly components: readonly string[] };
+
+export interface Plan {
+  readonly siteInstalled: boolean;
+  /** Every component, in upgrade order; components missing from disk last. */
+  readonly items: readonly PlanItem[];
+  /** The items that install or upgrade something. */
+  readonly pending: readonly PlanItem[];
+  readonly outage: OutageClass;
+  readonly maintenanceRequired: boolean;
+  /** Why maintenance is required (empty when it is not). */
+  readonly maintenanceReasons: readonly string[];
+  readonly purgeCaches: CachePurgePlan;
+}
+
+export interface PlanInput {
+  readonly code: SiteCode;
+  /** Undefined when the site is not installed. */
+  readonly installed: ReadonlyMap<string, InstalledComponent> | undefined;
+  readonly appliedSteps: ReadonlyMap<string, ReadonlySet<string>>;
+}
+
+const RANK: Record<OutageClass, number> = { none: 0, component: 1, site: 2 };
+
+/** The stronger of two outage classes. */
+export function strongest(a: OutageClass, b: OutageClass): OutageClass {
+  return RANK[a] >= RANK[b] ? a : b;
+}
+
+const PURGE_RANK: Record<CachePurge, number> = { none: 0, own: 1, all: 2 };
+
+/**
+ * Compares installed state with the code on disk.
+ *
+ * @example
+ * ```ts
+ * const plan = await buildPlan({ code, installed, appliedSteps })
+ * if (plan.maintenanceRequired) console.log(plan.maintenanceReasons.join('\n'))
+ * ```
+ */
+export async function buildPlan(input: PlanInput): Promise<Plan> {
+  const { code, installed } = input;
+  const ordered = upgradeOrder(code);
+
+  // Downgrades are checked before anything else: nothing may run against them.
+  for (const component of ordered) {
+    const row = installed?.get(component.name);
+    if (row && component.manifest.version < row.version) {
+      throw errors.downgrade(component.name, row.version, component.manifest.version, component.versionFile);
+    }
+  }
+
+  const items: PlanItem[] = [];
+  for (const component of ordered) items.push(await planComponent(input, component));
+  for (const row of installed?.values() ?? []) {
+    if (!code.components.has(row.component)) items.push(missingItem(row));
+  }
+
+  const pending = items.filter((item) => item.action === 'install' || item.action === 'upgrade');
+  const outage = pending.reduce<OutageClass>((acc, item) => strongest(acc, item.outage), 'none');
+  const maintenanceReasons = pending.filter((item) => item.outage !== 'none').flatMap((item) => item.reasons.map((reason) => `${item.component}: ${reason}`));
+  if (!installed) maintenanceReasons.unshift('site: not installed yet: a fresh install runs in maintenance mode');
+  return {
+    siteInstalled: installed !== undefined,
+    items,
+    pending,
+    outage: installed ? outage : 'site',
+    maintenanceRequired: !installed || outage !== 'none',
+    maintenanceReasons,
+    purgeCaches: unionPurges(pending),
+  };
+}
+
+function unionPurges(pending: readonly PlanItem[]): CachePurgePlan {
+  const strongestPurge = pending.reduce<CachePurge>((acc, item) => (PURGE_RANK[item.purgeCaches] > PURGE_RANK[acc] ? item.purgeCaches : acc), 'none');
+  if (strongestPurge === 'none') return { kind: 'none' };
+  if (strongestPurge === 'all') return { kind: 'all' };
+  return { kind: 'own', components: pending.filter((item) => item.purgeCaches === 'own').map((item) => item.component) };
+}
+
+function missingItem(row: InstalledComponent): PlanItem {
+  return {
+    component: row.component,
+    action: 'missing-from-disk',
+    installedVersion: row.version,
+    codeVersion: undefined,
+    release: row.release ?? undefined,
+    codeIncrement: row.codeIncrement ?? undefined,
+    maturity: 'stable',
+    outage: 'none',
+    reasons: [`installed at ${row.version} but missing from disk: its tables and data are kept; restore its code or uninstall it`],
+    steps: [],
+    changedFiles: [],
+    purgeCaches: 'none',
+    code: undefined,
+  };
+}
+
+async function planComponent(input: PlanInput, component: Component): Promise<PlanItem> {
+  const { manifest } = component;
+  const row = input.installed?.get(component.name);
+  const base = {
+    component: component.name,
+    installedVersion: row?.version,
+    codeVersion: manifest.version,
+    release: manifest.release,
+    codeIncrement: manifest.codeIncrement,
+    maturity: manifest.maturity ?? 'stable',
+    code: component,
+  };
+
+  if (!row) {
+    return {
+      ...base,
+      action: 'install',
+      outage: 'none',
+      reasons: [input.installed ? 'new component: install is additive' : 'fresh install'],
+      steps: [],
+      changedFiles: Object.keys(component.definitions.files),
+      purgeCaches: 'all',
+    };
+  }
+
+  const changedFiles = changedDefinitionFiles(row.definitions, component.definitions.files);
+  if (manifest.version === row.version) {
+    const reasons: string[] = [];
+    if (changedFiles.length > 0) {
+      reasons.push(`db/ changed (${changedFiles.map((f) => `db/${f}`).join(', ')}) without a version bump: not pending until ${component.versionFile} raises version`);
+    }
+    if ((manifest.codeIncrement ?? null) !== row.codeIncrement) {
+      reasons.push(`code increment ${row.codeIncrement ?? '(none)'} -> ${manifest.codeIncrement ?? '(none)'}: code-only, not an upgrade`);
+    }
+    return { ...base, action: 'unchanged', outage: 'none', reasons, steps: [], changedFiles, purgeCaches: 'none' };
+  }
+
+  if (changedFiles.length === 0) {
+    return {
+      ...base,
+      action: 'upgrade',
+      outage: 'none',
+      reasons: [`code-only change: db/ unchanged since ${row.version}`],
+      steps: [],
+      changedFiles,
+      purgeCaches: 'all',
+    };
+  }
+
+  const upgrade = await loadUpgrade(input.code, component);
+  const applied = input.appliedSteps.get(component.name) ?? new Set<string>();
+  const steps: PlannedStep[] = upgrade.steps
+    .filter((step) => step.version > row.version)
+    .map((step) => ({
+      id: step.id,
+      version: step.version,
+      description: step.description,
+      outage: step.outage ?? 'site',
+      declared: step.outage !== undefined,
+      phase: step.phase ?? 'main',
+      transaction: step.transaction ?? true,
+      alreadyApplied: applied.has(step.id),
+      step,
+    }));
+
+  let outage: OutageClass = 'none';
+  const reasons: string[] = [];
+  let vouched = false;
+  for (const step of steps) {
+    if (step.alreadyApplied) {
+      reasons.push(`step ${step.id} (${step.version}) was already applied under another version: skipped`);
+      continue;
+    }
+    vouched = true;
+    outage = strongest(outage, step.outage);
+    reasons.push(step.declared
+      ? `step ${step.id} (${step.version}) declares outage ${step.outage}`
+      : `step ${step.id} (${step.version}) declares no outage: assumed site`);
+  }
+
+  let purgeCaches: CachePurge = 'all';
+  if (upgrade.metadata) {
+    const metadata = await upgrade.metadata(row.version);
+    if (metadata.maintenance) {
+      vouched = true;
+      outage = strongest(outage, metadata.maintenance);
+      reasons.push(`metadata(${row.version}) asks for maintenance ${metadata.maintenance}`);
+    }
+    if (metadata.purgeCaches) {
+      purgeCaches = metadata.purgeCaches;
+      reasons.push(`metadata(${row.version}) asks for cache purge ${metadata.purgeCaches}`);
+    }
+  }
+
+  if (!vouched) {
+    outage = 'site';
+    reasons.push(`${changedFiles.map((f) => `db/${f}`).join(', ')} changed and no pending step or metadata hook vouches for it: assumed site`);
+  }
+  if (outage === 'component' && component.name === 'core') {
+    outage = 'site';
+    reasons.push('core cannot pause on its own: component class means site maintenance for core');
+  } else if (outage === 'component') {
+    reasons.push('component class needs maintenance: per-component maintenance is not available yet, so the whole site pauses');
+  }
+  return { ...base, action: 'upgrade', outage, reasons, steps, changedFiles, purgeCaches };
+}

@@ -1,0 +1,20 @@
+import type { Kysely } from 'kysely';
+import { discoverSite, type SiteCode } from '../component/discover.ts';
+import { readAppliedSteps, readInstalled } from '../state/installed.ts';
+import { buildPlan, type Plan } from './plan.ts';
+
+/**
+ * Reads the code under `root` (or reuses `code`) and the installed state in `db`, and
+ * builds the plan. Read-only.
+ *
+ * @example
+ * ```ts
+ * const { plan } = await readPlan(db, { root: 'examples/lms/releases/2' })
+ * plan.pending.map((item) => `${item.component}: ${item.outage}`)
+ * ```
+ */
+export async function readPlan(db: Kysely<any>, source: { root: string } | { code: SiteCode }): Promise<{ code: SiteCode; plan: Plan }> {
+  const code = 'code' in source ? source.code : await discoverSite(source.root);
+  const [installed, appliedSteps] = await Promise.all([readInstalled(db), readAppliedSteps(db)]);
+  return { code, plan: await buildPlan({ code, installed, appliedSteps }) };
+}

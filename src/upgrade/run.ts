@@ -1,0 +1,234 @@
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import type { Kysely } from 'kysely';
+import type { StepContext } from '../component/definitions.ts';
+import type { SiteCode } from '../component/discover.ts';
+import { loadInstall, loadSchema, loadUpgrade } from '../component/files.ts';
+import { notifyStateChanged, type SiteDatabase } from '../database/open.ts';
+import { acquireUpgradeLock, type UpgradeLockHolder, type UpgradeMode } from '../database/upgrade-lock.ts';
+import { errors } from '../errors.ts';
+import type { CachePurgePlan, Plan, PlanItem, PlannedStep } from '../plan/plan.ts';
+import { readPlan } from '../plan/read.ts';
+import { installSchema } from '../schema/ddl.ts';
+import { createSchemaHelpers } from '../schema/postgres-helpers.ts';
+import { bumpCacheRevision } from '../state/flags.ts';
+import { appendLog, writeInstalled, writeSavepoint } from '../state/installed.ts';
+import { ensureStateTables } from '../state/tables.ts';
+
+/** Progress of a run, for the CLI's output and the admin page's live view. */
+export type UpgradeEvent =
+  | { readonly kind: 'waiting-for-lock'; readonly holder: UpgradeLockHolder | undefined }
+  | { readonly kind: 'lock-acquired'; readonly holder: UpgradeLockHolder }
+  | { readonly kind: 'component-started'; readonly component: string; readonly action: 'install' | 'upgrade'; readonly from: number | undefined; readonly to: number }
+  | { readonly kind: 'step-applied'; readonly component: string; readonly step: string; readonly version: number; readonly durationMs: number }
+  | { readonly kind: 'step-skipped'; readonly component: string; readonly step: string; readonly version: number }
+  | { readonly kind: 'ddl-retry'; readonly component: string; readonly what: string; readonly attempt: number }
+  | { readonly kind: 'component-finished'; readonly component: string; readonly version: number; readonly durationMs: number }
+  | { readonly kind: 'log'; readonly component: string; readonly message: string };
+
+export interface UpgradeOptions {
+  readonly database: SiteDatabase;
+  readonly code: SiteCode;
+  /** `maintenance` (the default) puts the site in maintenance while it runs; `online` refuses plans that need it. */
+  readonly mode?: UpgradeMode;
+  /** Seconds to wait for another upgrader to finish; 0 fails at once. */
+  readonly waitSeconds?: number;
+  readonly allowUnstable?: boolean;
+  /** Asked once, with the plan, before anything is written; false cancels. */
+  readonly confirm?: (plan: Plan) => Promise<boolean>;
+  readonly onEvent?: (event: UpgradeEvent) => void;
+  /** Lock timeout for each DDL statement of `ctx.schema`. */
+  readonly lockTimeoutMs?: number;
+}
+
+export type UpgradeResult =
+  | { readonly kind: 'nothing-to-do'; readonly plan: Plan }
+  | {
+      readonly kind: 'upgraded';
+      readonly plan: Plan;
+      readonly runId: string;
+      readonly mode: UpgradeMode;
+      readonly durationMs: number;
+      /** What to purge; already done when `purged` is true (maintenance mode). */
+      readonly purgeCaches: CachePurgePlan;
+      readonly purged: boolean;
+    };
+
+/**
+ * Installs or upgrades a site: plan, validate, confirm, take the upgrade lock, re-plan
+ * under it, then run each component in order with a savepoint per step (DESIGN §4.3).
+ *
+ * @example
+ * ```ts
+ * const code = await discoverSite('/srv/lms')
+ * const result = await runUpgrade({ database, code, mode: 'online' })
+ * if (result.kind === 'upgraded' && !result.purged) console.log(result.purgeCaches)
+ * ```
+ */
+export async function runUpgrade(options: UpgradeOptions): Promise<UpgradeResult> {
+  const { database, code } = options;
+  const mode = options.mode ?? 'maintenance';
+  const emit = options.onEvent ?? (() => {});
+
+  // Everything that can be wrong with the input is found here, before the first write.
+  const { plan: preview } = await readPlan(database.db, { code });
+  if (preview.pending.length === 0) return { kind: 'nothing-to-do', plan: preview };
+  assertRunnable(preview, mode, options.allowUnstable ?? false);
+  await preloadDefinitions(code, preview);
+  if (options.confirm && !(await options.confirm(preview))) throw errors.notConfirmed();
+
+  let held = await database.upgradeLock.tryAcquire(mode);
+  if (!held && (options.waitSeconds ?? 0) > 0) {
+    emit({ kind: 'waiting-for-lock', holder: await database.upgradeLock.holder() });
+    held = await acquireUpgradeLock(database.upgradeLock, mode, options.waitSeconds);
+  }
+  if (!held) throw errors.upgradeLocked(await database.upgradeLock.holder());
+
+  const started = performance.now();
+  try {
+    emit({ kind: 'lock-acquired', holder: held.holder });
+    await notifyStateChanged(database.db, 'upgrade-started');
+    // Another upgrader may have finished while we waited: the plan under the lock is the truth.
+    const { plan } = await readPlan(database.db, { code });
+    if (plan.pending.length === 0) return { kind: 'nothing-to-do', plan };
+    assertRunnable(plan, mode, options.allowUnstable ?? false);
+    await preloadDefinitions(code, plan);
+
+    const runId = randomUUID();
+    await ensureStateTables(database.db);
+    for (const item of plan.pending) {
+      await runComponent(database.db, code, item, runId, emit, options.lockTimeoutMs);
+    }
+    const purged = mode === 'maintenance' && plan.purgeCaches.kind !== 'none';
+    if (purged) await bumpCacheRevision(database.db);
+    return { kind: 'upgraded', plan, runId, mode, durationMs: performance.now() - started, purgeCaches: plan.purgeCaches, purged };
+  } finally {
+    await held.release();
+    await notifyStateChanged(database.db, 'upgrade-finished').catch(() => {});
+  }
+}
+
+function assertRunnable(plan: Plan, mode: UpgradeMode, allowUnstable: boolean): void {
+  if (mode === 'online' && plan.maintenanceRequired) throw errors.maintenanceRequired(plan.maintenanceReasons);
+  const unstable = plan.pending.filter((item) => item.maturity !== 'stable');
+  if (unstable.length > 0 && !allowUnstable) throw errors.unstable(unstable.map((item) => ({ component: item.component, maturity: item.maturity })));
+}
+
+/** Loads (and so validates) every file the run will need, so a bad one fails before any write. */
+async function preloadDefinitions(code: SiteCode, plan: Plan): Promise<void> {
+  await Promise.all(
+    plan.pending.map(async (item) => {
+      const component = item.code!;
+      await loadSchema(code, component);
+      if (item.action === 'install') await loadInstall(code, component);
+      else if (item.changedFiles.length > 0) await loadUpgrade(code, component);
+    }),
+  );
+}
+
+function stepContext(db: Kysely<any>, component: string, emit: (event: UpgradeEvent) => void, lockTimeoutMs: number | undefined): StepContext {
+  return {
+    db,
+    component,
+    schema: createSchemaHelpers(db, {
+      ...(lockTimeoutMs === undefined ? {} : { lockTimeoutMs }),
+      onRetry: (what, attempt) => emit({ kind: 'ddl-retry', component, what, attempt }),
+    }),
+    log: (message) => emit({ kind: 'log', component, message }),
+  };
+}
+
+async function runComponent(
+  db: Kysely<any>,
+  code: SiteCode,
+  item: PlanItem,
+  runId: string,
+  emit: (event: UpgradeEvent) => void,
+  lockTimeoutMs: number | undefined,
+): Promise<void> {
+  const component = item.code!;
+  const target = component.manifest.version;
+  const record = {
+    component: component.name,
+    version: target,
+    release: component.manifest.release,
+    codeIncrement: component.manifest.codeIncrement,
+    definitionsHash: component.definitions.hash,
+    definitions: component.definitions.files,
+  };
+  const started = performance.now();
+  const startedAt = new Date();
+  emit({ kind: 'component-started', component: component.name, action: item.action === 'install' ? 'install' : 'upgrade', from: item.installedVersion, to: target });
+
+  if (item.action === 'install') {
+    const schema = await loadSchema(code, component);
+    const install = await loadInstall(code, component);
+    try {
+      // Tables, initial data and the installed record commit together or not at all.
+      await db.transaction().execute(async (trx) => {
+        await installSchema(trx, schema);
+        await install?.run(stepContext(trx, component.name, emit, lockTimeoutMs));
+        await writeInstalled(trx, record);
+        await appendLog(trx, { runId, component: component.name, stepId: null, version: target, status: 'installed', outage: 'none', startedAt, durationMs: performance.now() - started });
+      });
+    } catch (error) {
+      await logFailure(db, runId, component.name, null, target, startedAt, started, error);
+      throw errors.installFailed(component.name, join(component.versionFile, '..', 'db', install ? 'install.ts' : 'schema.ts'), error);
+    }
+  } else {
+    for (const step of item.steps) await runStep(db, item, step, runId, emit, lockTimeoutMs);
+    await db.transaction().execute(async (trx) => {
+      await writeInstalled(trx, record);
+      await appendLog(trx, { runId, component: component.name, stepId: null, version: target, status: 'upgraded', outage: item.outage, startedAt, durationMs: performance.now() - started });
+    });
+  }
+  emit({ kind: 'component-finished', component: component.name, version: target, durationMs: performance.now() - started });
+}
+
+async function runStep(
+  db: Kysely<any>,
+  item: PlanItem,
+  step: PlannedStep,
+  runId: string,
+  emit: (event: UpgradeEvent) => void,
+  lockTimeoutMs: number | undefined,
+): Promise<void> {
+  const component = item.component;
+  const startedAt = new Date();
+  const started = performance.now();
+  const savepoint = async (trx: Kysely<any>, status: 'applied' | 'skipped') => {
+    await writeSavepoint(trx, component, step.version);
+    await appendLog(trx, { runId, component, stepId: step.id, version: step.version, status, outage: step.outage, startedAt, durationMs: performance.now() - started });
+  };
+
+  if (step.alreadyApplied) {
+    await db.transaction().execute((trx) => savepoint(trx, 'skipped'));
+    emit({ kind: 'step-skipped', component, step: step.id, version: step.version });
+    return;
+  }
+  try {
+    if (step.transaction) {
+      // The step's changes and its savepoint commit together: a crash leaves neither.
+      await db.transaction().execute(async (trx) => {
+        await step.step.run(stepContext(trx, component, emit, lockTimeoutMs));
+        await savepoint(trx, 'applied');
+      });
+    } else {
+      // Outside a transaction a crash can leave the step half done; it must be idempotent,
+      // and it is rerun because its savepoint is only written after it returns.
+      await step.step.run(stepContext(db, component, emit, lockTimeoutMs));
+      await db.transaction().execute((trx) => savepoint(trx, 'applied'));
+    }
+  } catch (error) {
+    await logFailure(db, runId, component, step.id, step.version, startedAt, started, error);
+    throw errors.stepFailed(component, step.id, step.version, join(item.code!.versionFile, '..', 'db', 'upgrade.ts'), error);
+  }
+  emit({ kind: 'step-applied', component, step: step.id, version: step.version, durationMs: performance.now() - started });
+}
+
+async function logFailure(db: Kysely<any>, runId: string, component: string, stepId: string | null, version: number, startedAt: Date, started: number, error: unknown): Promise<void> {
+  const message = error instanceof Error ? error.message : String(error);
+  await appendLog(db, { runId, component, stepId, version, status: 'failed', outage: null, startedAt, durationMs: performance.now() - started, error: message }).catch(() => {
+    // The failure itself is what the operator needs; a log write that also fails must not hide it.
+  });
+}
