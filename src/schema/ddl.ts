@@ -1,4 +1,4 @@
-import { sql, type ColumnDefinitionBuilder, type Expression, type Kysely, type RawBuilder } from 'kysely';
+import { sql, type ColumnDefinitionBuilder, type CreateTableBuilder, type Expression, type Kysely, type RawBuilder } from 'kysely';
 import { z } from 'zod';
 import {
   foreignKeyName,
@@ -144,7 +144,8 @@ export async function createTable(
   definition: TableDefinition,
   options: { skipForeignKeys?: (foreignKey: ForeignKeyDefinition) => boolean } = {},
 ): Promise<void> {
-  let builder = db.schema.createTable(name);
+  // Columns come from data, so widen the builder's column-name type to string.
+  let builder = db.schema.createTable(name) as CreateTableBuilder<string, string>;
   for (const [column, columnDefinition] of Object.entries(definition.columns)) {
     builder = builder.addColumn(column, dataType(columnDefinition.type), columnClauses(columnDefinition));
   }
