@@ -299,7 +299,9 @@ export function validateSchema(file: string, component: string, schema: unknown)
   const parsed = schemaShape.safeParse(schema);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    fail(issue.path, issue.message);
+    // A bad record key reports "Invalid key in record"; the key's own issue says why.
+    const inner = issue.code === 'invalid_key' ? issue.issues[0] : undefined;
+    fail(issue.path, inner?.message ?? issue.message);
   }
   const definition = schema as SchemaDefinition;
 

@@ -177,19 +177,19 @@ export function createSchemaHelpers(db: Db, options: SchemaHelperOptions = {}): 
     await db.connection().execute(async (connection) => {
       const previous = await readLockTimeout(connection);
       await setLockTimeout(connection, timeout, false);
-      let failed = false;
+      let failure: { error: unknown } | undefined;
       try {
         await withRetries(what, () => (mode.atomic ? connection.transaction().execute((trx) => work(trx)) : work(connection)));
       } catch (error) {
-        failed = true;
-        throw error;
-      } finally {
-        try {
-          await setLockTimeout(connection, previous, false);
-        } catch (error) {
-          if (!failed) throw error;
-        }
+        failure = { error };
       }
+      try {
+        await setLockTimeout(connection, previous, false);
+      } catch (error) {
+        // The DDL's own error says more than a failed reset on a broken connection.
+        if (!failure) throw error;
+      }
+      if (failure) throw failure.error;
     });
   }
 
