@@ -43,12 +43,7 @@ export function resultsMarkdown(machine: Machine, date: Date, results: readonly 
 
 /** Replaces what lies between the markers in `file` (appending the section when they are missing). */
 export async function writeResults(file: string, markdown: string): Promise<void> {
-  let text = '';
-  try {
-    text = await readFile(file, 'utf8');
-  } catch {
-    text = '# Benchmarks\n';
-  }
+  const text = await readFile(file, 'utf8').catch(() => '# Benchmarks\n');
   const section = `${START_MARKER}\n${markdown}\n${END_MARKER}`;
   const start = text.indexOf(START_MARKER);
   const end = text.indexOf(END_MARKER);
