@@ -16,7 +16,7 @@ function itemLine(item: PlanItem, width: number): string {
       : item.action === 'unchanged'
         ? `${version(item.installedVersion)}`
         : `${version(item.installedVersion)} -> ${version(item.codeVersion)}`;
-  const label = item.action === 'unchanged' ? 'up to date' : item.action === 'missing-from-disk' ? 'missing' : item.outage;
+  const label = item.action === 'unchanged' ? 'up to date' : item.action === 'missing-from-disk' ? 'missing' : item.action === 'behind' ? 'code behind database' : item.outage;
   const head = `  ${item.component.padEnd(width)}  ${change.padEnd(25)}  ${label}`;
   return [head, ...item.reasons.map((reason) => `  ${''.padEnd(width)}    - ${reason}`)].join('\n');
 }

@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { ExitCode, isOutagelessError } from '../errors.ts';
 import type { CommandResult } from './context.ts';
 import { checkSchemaCommand, purgeCachesCommand, statusCommand } from './site-commands.ts';
+import { maintenanceCommand, serveCommand } from './front-commands.ts';
 import { upgradeCommand } from './upgrade-command.ts';
 
 /**
@@ -22,7 +23,9 @@ export async function main(argv: readonly string[]): Promise<number> {
     .addCommand(upgradeCommand(run))
     .addCommand(statusCommand(run))
     .addCommand(checkSchemaCommand(run))
-    .addCommand(purgeCachesCommand(run));
+    .addCommand(purgeCachesCommand(run))
+    .addCommand(maintenanceCommand(run))
+    .addCommand(serveCommand(run));
 
   try {
     await program.parseAsync([...argv], { from: 'user' });

@@ -8,6 +8,7 @@ import { diffSchema } from '../schema/diff.ts';
 import { bumpCacheRevision, readFlags } from '../state/flags.ts';
 import { readInstalled } from '../state/installed.ts';
 import { isStateTable } from '../state/tables.ts';
+import { listFronts, STALE_AFTER_HEARTBEATS } from '../runtime/front-registry.ts';
 import { output, withDatabase, withSiteOptions, type CommandResult, type SiteOptions } from './context.ts';
 import { formatFlags, formatPlan, planToJson } from './format.ts';
 
@@ -25,12 +26,15 @@ export function statusCommand(run: (result: Promise<CommandResult>) => void): Co
             database.upgradeLock.holder(),
           ]);
           out.text(`Site: ${options.root}\nDatabase: ${database.displayUrl}${plan.siteInstalled ? '' : ' (not installed)'}`);
+          const fronts = await listFronts(database.db, await readInstalled(database.db), { staleAfterMs: STALE_AFTER_HEARTBEATS * 5000 });
           out.text(formatFlags(flags, holder));
           out.text(formatPlan(plan, { all: true }));
+          out.text(fronts.length === 0 ? 'Fronts: none registered' : `Fronts:\n${fronts.map((f) => `  ${f.host} pid ${f.pid}${f.url ? ` ${f.url}` : ''}  ${f.relation}${f.differences.length ? ` (${f.differences.map((d) => `${d.component} code ${d.code ?? '-'} db ${d.installed ?? '-'}`).join(', ')})` : ''}${Object.values(f.components).some((c) => c.codeIncrement) ? `  increments: ${Object.entries(f.components).filter(([, c]) => c.codeIncrement).map(([n, c]) => `${n} ${c.codeIncrement}`).join(', ')}` : ''}`).join('\n')}`);
           out.json({
             database: database.displayUrl,
             flags: { ...flags, maintenance: { ...flags.maintenance, enabled: flags.maintenance.enabled || holder?.mode === 'maintenance' } },
             upgradeRunning: holder ? { ...holder, since: holder.since.toISOString() } : null,
+            fronts,
             ...planToJson(plan),
           });
           return ExitCode.ok;

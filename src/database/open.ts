@@ -18,7 +18,39 @@ export interface SiteDatabase {
   readonly upgradeLock: UpgradeLock;
   /** True when several processes may share the database (fronts on other machines). */
   readonly multiProcess: boolean;
+  /**
+   * Calls `onNotify` for every NOTIFY on `channel` until the returned function is called.
+   * On PostgreSQL a dedicated connection listens and reconnects after a failure; callers
+   * must also poll, because notifications sent while it reconnects are lost.
+   */
+  listen(channel: string, onNotify: (payload: string) => void): Promise<() => Promise<void>>;
   close(): Promise<void>;
+}
+
+function postgresListener(connectionString: string) {
+  return async (channel: string, onNotify: (payload: string) => void) => {
+    let client: pg.Client | undefined;
+    let stopped = false;
+    const connect = async (): Promise<void> => {
+      if (stopped) return;
+      const next = new pg.Client({ connectionString, application_name: 'outageless-front-listener' });
+      next.on('notification', (message) => {
+        if (message.channel === channel) onNotify(message.payload ?? '');
+      });
+      next.on('error', () => {
+        next.end().catch(() => {});
+        if (client === next) setTimeout(() => void connect().catch(() => {}), 1000).unref();
+      });
+      await next.connect();
+      await next.query(`listen "${channel.replaceAll('"', '""')}"`);
+      client = next;
+    };
+    await connect();
+    return async () => {
+      stopped = true;
+      await client?.end().catch(() => {});
+    };
+  };
 }
 
 // int8 columns hold versions (YYYYMMDDXX) and ids; read them as numbers, not strings.
@@ -100,6 +132,7 @@ export async function openDatabase(url: string): Promise<SiteDatabase> {
       displayUrl,
       db,
       multiProcess: true,
+      listen: postgresListener(location.url),
       upgradeLock: postgresUpgradeLock(location.url, (text, values) => pool.query(text, values as unknown[])),
       close: () => db.destroy(),
     };
@@ -133,6 +166,10 @@ export async function openDatabase(url: string): Promise<SiteDatabase> {
     db,
     multiProcess: false,
     upgradeLock: shared.upgradeLock,
+    async listen(channel, onNotify) {
+      const unsubscribe = await pglite.listen(channel, onNotify);
+      return async () => unsubscribe();
+    },
     async close() {
       if (closed) return;
       closed = true;

@@ -11,7 +11,8 @@ import { upgradeOrder } from './order.ts';
  * class and the reasons for it (DESIGN §4.1). Building it never writes anything.
  */
 
-export type PlanAction = 'install' | 'upgrade' | 'unchanged' | 'missing-from-disk';
+/** `behind`: the code is older than the database (an old front); only reported by front views. */
+export type PlanAction = 'install' | 'upgrade' | 'unchanged' | 'behind' | 'missing-from-disk';
 
 export interface PlannedStep {
   readonly id: string;
@@ -68,6 +69,11 @@ export interface PlanInput {
   /** Undefined when the site is not installed. */
   readonly installed: ReadonlyMap<string, InstalledComponent> | undefined;
   readonly appliedSteps: ReadonlyMap<string, ReadonlySet<string>>;
+  /**
+   * `throw` (the upgrader): code older than the database is a downgrade error.
+   * `report` (a front during a rollout): such components get action `behind`.
+   */
+  readonly olderCode?: 'throw' | 'report';
 }
 
 const RANK: Record<OutageClass, number> = { none: 0, component: 1, site: 2 };
@@ -95,7 +101,7 @@ export async function buildPlan(input: PlanInput): Promise<Plan> {
   // Downgrades are checked before anything else: nothing may run against them.
   for (const component of ordered) {
     const row = installed?.get(component.name);
-    if (row && component.manifest.version < row.version) {
+    if (input.olderCode !== 'report' && row && component.manifest.version < row.version) {
       throw errors.downgrade(component.name, row.version, component.manifest.version, component.versionFile);
     }
   }
@@ -172,6 +178,9 @@ async function planComponent(input: PlanInput, component: Component): Promise<Pl
   }
 
   const changedFiles = changedDefinitionFiles(row.definitions, component.definitions.files);
+  if (manifest.version < row.version) {
+    return { ...base, action: 'behind', outage: 'none', reasons: [`code ${manifest.version} is older than the installed ${row.version}`], steps: [], changedFiles, purgeCaches: 'none' };
+  }
   if (manifest.version === row.version) {
     const reasons: string[] = [];
     if (changedFiles.length > 0) {

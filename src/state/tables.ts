@@ -1,6 +1,6 @@
 import { sql, type Kysely } from 'kysely';
 import { defineSchema } from '../schema/definition.ts';
-import { installSchema } from '../schema/ddl.ts';
+import { createTable } from '../schema/ddl.ts';
 
 /**
  * The framework's own tables in the site database, declared with the same `defineSchema`
@@ -47,6 +47,21 @@ export const stateSchema = defineSchema({
       },
       primaryKey: ['name'],
     },
+    // Each front (web process) registers itself and refreshes last_seen; rows age out.
+    outageless_front: {
+      columns: {
+        id: { type: 'varchar(40)' },
+        host: { type: 'varchar(255)' },
+        pid: { type: 'integer' },
+        url: { type: 'varchar(255)', nullable: true },
+        root: { type: 'text' },
+        started_at: { type: 'timestamp' },
+        last_seen: { type: 'timestamp' },
+        // component -> { version, codeIncrement } of the code this front runs
+        components: { type: 'json' },
+      },
+      primaryKey: ['id'],
+    },
   },
 });
 
@@ -55,14 +70,34 @@ export function isStateTable(table: string): boolean {
   return table.startsWith('outageless_') || table.startsWith('pgboss');
 }
 
-/** True once the state tables exist: the site has been (or is being) installed. */
-export async function stateTablesExist(db: Kysely<any>): Promise<boolean> {
-  const { rows } = await sql<{ present: boolean }>`select to_regclass('outageless_component') is not null as present`.execute(db);
+/** True when `table` exists in the current schema. */
+export async function tableExists(db: Kysely<any>, table: string): Promise<boolean> {
+  const { rows } = await sql<{ present: boolean }>`select to_regclass(${table}) is not null as present`.execute(db);
   return rows[0]?.present ?? false;
 }
 
-/** Creates the state tables when they are missing; run by the upgrader under its lock. */
+/** True once the state tables exist: the site has been (or is being) installed. */
+export function stateTablesExist(db: Kysely<any>): Promise<boolean> {
+  return tableExists(db, 'outageless_component');
+}
+
+// Serializes creation of the state tables: fronts and upgraders may start at the same moment.
+const CREATE_LOCK = 0x6f757473;
+
+/**
+ * Creates whichever state tables are missing (a site installed by an older outageless gains
+ * the newer ones). Run by the upgrader under its lock and by fronts as they register.
+ */
 export async function ensureStateTables(db: Kysely<any>): Promise<void> {
-  if (await stateTablesExist(db)) return;
-  await db.transaction().execute((trx) => installSchema(trx, stateSchema));
+  const names = Object.keys(stateSchema.tables);
+  const missing = async (executor: Kysely<any>) => {
+    const { rows } = await sql<{ name: string; present: boolean }>`
+      select name, to_regclass(name) is not null as present from unnest(${names}::text[]) as name`.execute(executor);
+    return rows.filter((row) => !row.present).map((row) => row.name);
+  };
+  if ((await missing(db)).length === 0) return;
+  await db.transaction().execute(async (trx) => {
+    await sql`select pg_advisory_xact_lock(${CREATE_LOCK})`.execute(trx);
+    for (const name of await missing(trx)) await createTable(trx, name, stateSchema.tables[name]!);
+  });
 }

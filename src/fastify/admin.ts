@@ -1,0 +1,238 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { FastifyInstance, FastifyReply, FastifyRequest, preHandlerHookHandler } from 'fastify';
+import cookie from '@fastify/cookie';
+import csrf from '@fastify/csrf-protection';
+import formbody from '@fastify/formbody';
+import { isOutagelessError } from '../errors.ts';
+import type { Plan } from '../plan/plan.ts';
+import { listFronts, STALE_AFTER_HEARTBEATS, type FrontRecord } from '../runtime/front-registry.ts';
+import type { Front } from '../runtime/front.ts';
+import { decide, UPGRADING_MESSAGE } from '../runtime/guard.ts';
+import type { SiteState } from '../runtime/site-state.ts';
+import { runUpgrade, type UpgradeEvent } from '../upgrade/run.ts';
+import { html, page, raw, type SafeHtml } from './html.ts';
+import { sendUnavailable } from './unavailable.ts';
+
+/**
+ * The admin area of a front: login, the site administration page, and the upgrade page with
+ * its "Upgrade now" button and live progress. Sessions are signed cookies; every POST
+ * carries a CSRF token. Without an admin secret the area refuses everyone.
+ */
+
+export interface AdminOptions {
+  readonly front: Front;
+  readonly adminSecret: string | undefined;
+}
+
+const SESSION_COOKIE = 'outageless_admin';
+const SESSION_HOURS = 8;
+const ADMIN = { config: { outageless: { area: 'admin' as const } } };
+
+/** What a web-started upgrade has done so far; the page polls it for live progress. */
+interface WebUpgrade {
+  running: boolean;
+  readonly lines: string[];
+  outcome: 'running' | 'succeeded' | 'failed';
+  error: string | undefined;
+}
+
+function sameSecret(given: string, expected: string): boolean {
+  // Hash first so the comparison is constant-time whatever the lengths.
+  const a = createHash('sha256').update(given).digest();
+  const b = createHash('sha256').update(expected).digest();
+  return timingSafeEqual(a, b);
+}
+
+function eventLine(event: UpgradeEvent): string {
+  switch (event.kind) {
+    case 'waiting-for-lock': return 'Waiting for another upgrade to finish…';
+    case 'lock-acquired': return `Upgrade started (${event.holder.mode} mode)`;
+    case 'component-started': return event.action === 'install' ? `${event.component}: installing ${event.to}` : `${event.component}: upgrading ${event.from} -> ${event.to}`;
+    case 'step-applied': return `${event.component}: step ${event.step} (${event.version}) applied in ${Math.round(event.durationMs)} ms`;
+    case 'step-skipped': return `${event.component}: step ${event.step} (${event.version}) skipped: already applied`;
+    case 'ddl-retry': return `${event.component}: lock timeout on ${event.what}, retry ${event.attempt}`;
+    case 'component-finished': return `${event.component}: now at ${event.version}`;
+    case 'log': return `${event.component}: ${event.message}`;
+  }
+}
+
+function flagsTable(state: SiteState): SafeHtml {
+  const { flags, upgrade } = state;
+  return html`<table id="site-flags"><tbody>
+    <tr><th>Maintenance</th><td>${flags.maintenance.enabled ? `on${flags.maintenance.message ? `: ${flags.maintenance.message}` : ''}` : 'off'}</td></tr>
+    <tr><th>Upgrade running</th><td>${upgrade ? `yes, ${upgrade.mode} mode (host ${upgrade.host}, pid ${upgrade.pid}, since ${upgrade.since.toISOString()})` : 'no'}</td></tr>
+    <tr><th>UI upgrade lock</th><td>${flags.uiUpgradeLock ? 'set: upgrades are run from the command line' : 'not set'}</td></tr>
+  </tbody></table>`;
+}
+
+function planTable(plan: Plan): SafeHtml {
+  const rows = plan.items.filter((item) => item.action !== 'unchanged' || item.reasons.length > 0);
+  if (rows.length === 0) return html`<p>Every component is up to date.</p>`;
+  return html`<table id="upgrade-plan"><thead><tr><th>Component</th><th>Installed</th><th>Code</th><th>Change</th><th>Class</th><th>Reasons</th></tr></thead><tbody>
+    ${rows.map((item) => html`<tr data-component="${item.component}"><td>${item.component}</td><td>${item.installedVersion ?? '—'}</td><td>${item.codeVersion ?? '—'}</td>
+      <td>${item.action}</td><td class="class-${item.outage}">${item.outage}</td>
+      <td><ul class="reasons">${item.reasons.map((reason) => html`<li>${reason}</li>`)}</ul></td></tr>`)}
+  </tbody></table>`;
+}
+
+function frontsTable(fronts: readonly FrontRecord[], self: string): SafeHtml {
+  return html`<table id="fronts"><thead><tr><th>Front</th><th>Started</th><th>Last seen</th><th>Code versus database</th><th>Code increments</th></tr></thead><tbody>
+    ${fronts.map((front) => html`<tr><td>${front.host} pid ${front.pid}${front.url ? ` (${front.url})` : ''}${front.id === self ? ' — this front' : ''}</td>
+      <td>${front.startedAt.toISOString()}</td><td>${front.lastSeen.toISOString()}</td>
+      <td>${front.relation}${front.differences.length > 0 ? html`<ul class="reasons">${front.differences.map((d) => html`<li>${d.component}: code ${d.code ?? '—'}, database ${d.installed ?? '—'}</li>`)}</ul>` : ''}</td>
+      <td>${Object.entries(front.components).filter(([, c]) => c.codeIncrement).map(([name, c]) => `${name} ${c.codeIncrement}`).join(', ') || '—'}</td></tr>`)}
+  </tbody></table>`;
+}
+
+/** Registers the admin routes in their own context (cookie and CSRF plugins stay inside it). */
+export async function adminRoutes(app: FastifyInstance, options: AdminOptions): Promise<void> {
+  const { front, adminSecret } = options;
+  // Without a configured secret nobody can log in; the key still signs cookies consistently.
+  const cookieKey = createHash('sha256').update(`outageless-admin:${adminSecret ?? randomBytes(32).toString('hex')}`).digest('hex');
+  await app.register(cookie, { secret: cookieKey });
+  await app.register(formbody);
+  await app.register(csrf, { cookieKey: 'outageless_csrf', cookieOpts: { signed: true, httpOnly: true, sameSite: 'strict', path: '/admin' } });
+
+  let webUpgrade: WebUpgrade | undefined;
+
+  const isAdmin = (request: FastifyRequest): boolean => {
+    const value = request.cookies[SESSION_COOKIE];
+    if (!value || !adminSecret) return false;
+    const unsigned = request.unsignCookie(value);
+    if (!unsigned.valid || !unsigned.value) return false;
+    const issued = Number(unsigned.value.split('.')[1]);
+    return Number.isFinite(issued) && Date.now() - issued < SESSION_HOURS * 3_600_000;
+  };
+
+  /** Admin pages: anonymous visitors go to the login page, JSON clients get 401. */
+  const requireAdmin: preHandlerHookHandler = (request, reply, done) => {
+    if (isAdmin(request)) return done();
+    if (request.method === 'GET' && !(request.headers.accept ?? '').includes('application/json')) {
+      reply.redirect(`/admin/login?next=${encodeURIComponent(request.url)}`);
+      return;
+    }
+    reply.code(401).send({ error: { code: 'OUTAGELESS_ADMIN_REQUIRED', message: 'log in as a site administrator' } });
+  };
+  const csrfCheck = app.csrfProtection;
+
+  const renderLogin = (reply: FastifyReply, next: string, problem?: string) => {
+    const token = reply.generateCsrf();
+    return reply.type('text/html; charset=utf-8').send(page('Log in', html`
+      ${problem ? html`<div class="notice error">${problem}</div>` : ''}
+      ${adminSecret ? '' : html`<div class="notice warn">The admin area is disabled: start the front with OUTAGELESS_ADMIN_SECRET set.</div>`}
+      <form method="post" action="/admin/login">
+        <input type="hidden" name="_csrf" value="${token}"><input type="hidden" name="next" value="${next}">
+        <label>Admin secret <input type="password" name="password" autofocus></label>
+        <button class="primary" type="submit">Log in</button>
+      </form>`));
+  };
+
+  app.get<{ Querystring: { next?: string } }>('/admin/login', ADMIN, async (request, reply) => renderLogin(reply, request.query.next ?? '/admin'));
+
+  app.post<{ Body: { password?: string; next?: string } }>('/admin/login', { ...ADMIN, preHandler: csrfCheck }, async (request, reply) => {
+    const next = request.body?.next?.startsWith('/admin') ? request.body.next : '/admin';
+    if (!adminSecret || !sameSecret(request.body?.password ?? '', adminSecret)) {
+      reply.code(401);
+      return renderLogin(reply, next, 'Wrong admin secret.');
+    }
+    reply.setCookie(SESSION_COOKIE, `admin.${Date.now()}.${randomBytes(8).toString('hex')}`, {
+      signed: true, httpOnly: true, sameSite: 'strict', path: '/', maxAge: SESSION_HOURS * 3600,
+    });
+    return reply.redirect(next, 303);
+  });
+
+  app.post('/admin/logout', { ...ADMIN, preHandler: [requireAdmin, csrfCheck] }, async (_request, reply) => {
+    reply.clearCookie(SESSION_COOKIE, { path: '/' });
+    return reply.redirect('/admin/login', 303);
+  });
+
+  const fronts = async () =>
+    listFronts(front.database.db, front.state().installed, { staleAfterMs: STALE_AFTER_HEARTBEATS * 5000 }).catch(() => [] as FrontRecord[]);
+
+  // Site administration (Moodle's admin/index.php): prompts for a pending upgrade unless the
+  // UI lock says the command line owns it.
+  app.get('/admin', { ...ADMIN, preHandler: requireAdmin }, async (request, reply) => {
+    const state = front.state();
+    const verdict = decide(state, front.view(), { kind: 'admin', isAdmin: true });
+    if (verdict.kind === 'unavailable') return sendUnavailable(request, reply, verdict);
+    if (front.view().pending && !state.flags.uiUpgradeLock) return reply.redirect('/admin/upgrade');
+    const token = reply.generateCsrf();
+    const components = [...front.code.components.values()].filter((c) => c.name !== 'core');
+    return reply.type('text/html; charset=utf-8').send(page('Site administration', html`
+      <nav id="admin-nav"><a href="/">Home</a>${components.map((c) => html`<a href="/${c.name}/">${c.name}</a>`)}<a href="/admin/upgrade">Upgrade status</a></nav>
+      ${state.flags.uiUpgradeLock && front.view().pending ? html`<div class="notice info">Code on this server is ahead of the database; the upgrade is managed from the command line (UI upgrade lock set).</div>` : ''}
+      <h2>Site</h2>${flagsTable(state)}
+      <h2>Fronts</h2>${frontsTable(await fronts(), front.id)}`, { admin: true, csrfToken: token }));
+  });
+
+  app.get('/admin/upgrade', { ...ADMIN, preHandler: requireAdmin }, async (request, reply) => {
+    const state = front.state();
+    const verdict = decide(state, front.view(), { kind: 'admin-upgrade', isAdmin: true });
+    if (verdict.kind === 'unavailable') return sendUnavailable(request, reply, verdict);
+    const running = state.upgrade !== undefined || webUpgrade?.running === true;
+    const pending = front.view().pending;
+    const canUpgrade = pending && !running && !state.flags.uiUpgradeLock;
+    const token = reply.generateCsrf();
+    const notice = running
+      ? html`<div class="notice warn" id="upgrade-running">${UPGRADING_MESSAGE}.</div>`
+      : state.flags.uiUpgradeLock && pending
+        ? html`<div class="notice info" id="ui-locked">The upgrade is managed from the command line (UI upgrade lock set).</div>`
+        : pending
+          ? html`<div class="notice warn" id="upgrade-prompt">An upgrade is pending: the code on this server is newer than the database.${front.plan().maintenanceRequired ? ' It needs maintenance: the site answers 503 while it runs.' : ' It needs no maintenance.'}</div>`
+          : html`<div class="notice info">No upgrade is pending.</div>`;
+    return reply.type('text/html; charset=utf-8').send(page('Upgrade', html`
+      <nav><a href="/admin">Site administration</a></nav>
+      ${notice}
+      ${canUpgrade ? html`<form method="post" action="/admin/upgrade" id="upgrade-form"><input type="hidden" name="_csrf" value="${token}"><button class="primary" type="submit" id="upgrade-now">Upgrade now</button></form>` : ''}
+      ${webUpgrade ? html`<h2>Progress</h2><p id="upgrade-outcome">${webUpgrade.outcome}${webUpgrade.error ? `: ${webUpgrade.error}` : ''}</p><pre class="progress" id="upgrade-progress">${webUpgrade.lines.join('\n')}</pre>` : ''}
+      <h2>Plan</h2>${planTable(front.plan())}
+      <h2>Site</h2>${flagsTable(state)}
+      <h2>Fronts</h2>${frontsTable(await fronts(), front.id)}
+      ${webUpgrade?.running ? raw(`<script>
+        // Live progress: poll until the run ends, then reload to show the new state.
+        const timer = setInterval(async () => {
+          const res = await fetch('/admin/upgrade/progress', { headers: { accept: 'application/json' } });
+          if (!res.ok) return;
+          const p = await res.json();
+          document.getElementById('upgrade-progress').textContent = p.lines.join('\\n');
+          document.getElementById('upgrade-outcome').textContent = p.outcome + (p.error ? ': ' + p.error : '');
+          if (!p.running) { clearInterval(timer); location.reload(); }
+        }, 300);
+      </script>`) : ''}`, { admin: true, csrfToken: token }));
+  });
+
+  app.get('/admin/upgrade/progress', { ...ADMIN, preHandler: requireAdmin }, async () => ({
+    running: webUpgrade?.running ?? false,
+    outcome: webUpgrade?.outcome ?? null,
+    error: webUpgrade?.error ?? null,
+    lines: webUpgrade?.lines ?? [],
+  }));
+
+  app.post('/admin/upgrade', { ...ADMIN, preHandler: [requireAdmin, csrfCheck] }, async (_request, reply) => {
+    await front.refresh();
+    const state = front.state();
+    const refuse = (message: string) => reply.code(409).type('text/html; charset=utf-8').send(page('Upgrade', html`<div class="notice error">${message}</div><p><a href="/admin/upgrade">Back</a></p>`, { admin: true }));
+    if (state.flags.uiUpgradeLock) return refuse('The UI upgrade lock is set: upgrades are run from the command line.');
+    if (state.upgrade || webUpgrade?.running) return refuse('Another upgrade is running.');
+    if (!front.view().pending) return refuse('No upgrade is pending.');
+
+    const run: WebUpgrade = { running: true, lines: [], outcome: 'running', error: undefined };
+    webUpgrade = run;
+    // The run outlives this request: the page follows it through /admin/upgrade/progress.
+    void runUpgrade({ database: front.database, code: front.code, mode: 'maintenance', onEvent: (event) => run.lines.push(eventLine(event)) })
+      .then((result) => {
+        run.outcome = 'succeeded';
+        run.lines.push(result.kind === 'upgraded' ? `Upgrade complete in ${(result.durationMs / 1000).toFixed(2)} s` : 'Nothing to do');
+      })
+      .catch((error: unknown) => {
+        run.outcome = 'failed';
+        run.error = isOutagelessError(error) ? `${error.code}: ${error.message}` : String(error);
+        app.log.error({ err: error }, 'outageless: web upgrade failed');
+      })
+      .finally(async () => {
+        await front.refresh();
+        run.running = false;
+      });
+    return reply.redirect('/admin/upgrade', 303);
+  });
+}

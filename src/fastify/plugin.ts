@@ -1,0 +1,129 @@
+import { join, resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import type { FastifyInstance, FastifyPluginAsync, onRequestHookHandler } from 'fastify';
+import fp from 'fastify-plugin';
+import { discoverSite } from '../component/discover.ts';
+import { importDefault } from '../component/load.ts';
+import { openDatabase, type SiteDatabase } from '../database/open.ts';
+import { resolveDatabaseUrl } from '../database/url.ts';
+import { upgradeOrder } from '../plan/order.ts';
+import { startFront, type Front } from '../runtime/front.ts';
+import { decide } from '../runtime/guard.ts';
+import { adminRoutes } from './admin.ts';
+import { sendUnavailable } from './unavailable.ts';
+
+/** Marks which part of the site a route belongs to, so the guard knows what to check. */
+export type RouteArea =
+  | { readonly area: 'component'; readonly component: string }
+  | { readonly area: 'admin' }
+  | { readonly area: 'health' };
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    outageless?: RouteArea;
+  }
+  interface FastifyInstance {
+    outageless: Front;
+  }
+}
+
+export interface OutagelessPluginOptions {
+  /** Application root holding core/ and plugins/. */
+  readonly root: string;
+  /** Database URL (resolved like the CLI's `--database`), or an open database to share. */
+  readonly database?: string | SiteDatabase;
+  /** Admin login secret; without one the admin area refuses everyone. */
+  readonly adminSecret?: string;
+  /** Mount each component's `index.ts` under `/<component>` (core under `/`). Default true. */
+  readonly mountComponents?: boolean;
+  readonly pollIntervalMs?: number;
+  readonly heartbeatMs?: number;
+}
+
+const plugin: FastifyPluginAsync<OutagelessPluginOptions> = async (app, options) => {
+  const root = resolve(options.root);
+  const ownsDatabase = typeof options.database !== 'object';
+  const database = typeof options.database === 'object'
+    ? options.database
+    : await openDatabase(resolveDatabaseUrl({ root, option: options.database }));
+  const code = await discoverSite(root);
+  const front = await startFront({
+    database,
+    code,
+    ...(options.pollIntervalMs === undefined ? {} : { pollIntervalMs: options.pollIntervalMs }),
+    ...(options.heartbeatMs === undefined ? {} : { heartbeatMs: options.heartbeatMs }),
+    onError: (error) => app.log.warn({ err: error }, 'outageless: state refresh failed; serving on the last known state'),
+  });
+  app.decorate('outageless', front);
+  app.addHook('onClose', async () => {
+    await front.close();
+    if (ownsDatabase) await database.close();
+  });
+  app.addHook('onListen', async () => {
+    const address = app.server.address();
+    if (address && typeof address === 'object') front.setUrl(`http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`);
+  });
+
+  // One guard for every route of the app: component routes carry their component in their
+  // config; routes of the host app count as core's. Admin routes guard themselves (they
+  // need the session), and health routes are never guarded.
+  const guard: onRequestHookHandler = (request, reply, done) => {
+    const area = request.routeOptions.config.outageless;
+    if (area?.area === 'admin' || area?.area === 'health') return done();
+    const verdict = decide(front.state(), front.view(), { kind: 'component', component: area?.component ?? 'core' });
+    if (verdict.kind === 'unavailable') {
+      sendUnavailable(request, reply, verdict);
+      return;
+    }
+    done();
+  };
+  app.addHook('onRequest', guard);
+
+  app.get('/healthz', { config: { outageless: { area: 'health' } } }, async () => ({ status: 'ok' }));
+  app.get('/readyz', { config: { outageless: { area: 'health' } } }, async (_request, reply) => {
+    const view = front.view();
+    if (view.breaking.length > 0) {
+      return reply.code(503).send({ status: 'not ready', reason: 'code behind the database after a breaking change', components: view.breaking });
+    }
+    return { status: 'ready' };
+  });
+
+  await app.register(adminRoutes, { front, adminSecret: options.adminSecret });
+
+  if (options.mountComponents ?? true) await mountComponents(app, front);
+};
+
+/** Registers each component's runtime in its own encapsulated context under its prefix. */
+async function mountComponents(app: FastifyInstance, front: Front): Promise<void> {
+  for (const component of upgradeOrder(front.code)) {
+    const file = join(component.dir, 'index.ts');
+    if (!existsSync(file)) continue;
+    const routes = (await importDefault(file, component.name)) as FastifyPluginAsync;
+    const area: RouteArea = { area: 'component', component: component.name };
+    await app.register(
+      async (child) => {
+        child.addHook('onRoute', (route) => {
+          route.config = { ...(route.config as object), outageless: area };
+        });
+        await child.register(routes);
+      },
+      { prefix: component.name === 'core' ? '' : `/${component.name}` },
+    );
+  }
+}
+
+/**
+ * The outageless front runtime for Fastify: opens the site, loads every component's routes
+ * into its own context, and guards each request against the site state (DESIGN §4.4).
+ *
+ * @example
+ * ```ts
+ * import Fastify from 'fastify'
+ * import outageless from 'outageless/fastify'
+ *
+ * const app = Fastify()
+ * await app.register(outageless, { root: '/srv/lms', database: process.env.DATABASE_URL, adminSecret: process.env.OUTAGELESS_ADMIN_SECRET })
+ * await app.listen({ port: 3000 })
+ * ```
+ */
+export const outageless = fp(plugin, { fastify: '5.x', name: 'outageless' });
