@@ -4,6 +4,9 @@
  * command, its plan (classes and reasons) and its exit code.
  */
 import { spawnSync } from 'node:child_process';
+import Fastify from 'fastify';
+import { openDatabase, resolveDatabaseUrl, setSiteMaintenance } from 'outageless';
+import { outageless } from 'outageless/fastify';
 import { cpSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -51,4 +54,44 @@ run(['upgrade', '--no-maintenance', '--non-interactive'], 'refused: this upgrade
 run(['upgrade', '--non-interactive', '--unset-ui-upgrade-lock'], 'maintenance-mode upgrade: fronts answer 503 while it runs (exit 0)');
 run(['check-schema'], 'install of 1 + upgrades to 2 and 3 gives exactly the declared schema (exit 0)');
 run(['status'], 'installed versus code per component, and the site flags');
+
+// Fronts: two web processes' worth of Fastify apps sharing the embedded database (an
+// embedded site serves one process; a PostgreSQL site would run them as separate processes).
+console.log(bold('\n=== Starting two fronts on the embedded site ==='));
+const adminSecret = process.env.OUTAGELESS_ADMIN_SECRET ?? 'demo-secret';
+const database = await openDatabase(resolveDatabaseUrl({ root: site }));
+const fronts = [];
+const basePort = Number(process.env.DEMO_PORT ?? 3000);
+for (const port of [basePort, basePort + 1]) {
+  const app = Fastify();
+  await app.register(outageless, { root: site, database, adminSecret, pollIntervalMs: 200 });
+  fronts.push({ app, address: await app.listen({ port, host: '127.0.0.1' }) });
+}
+const probe = async (label: string) => {
+  for (const { address } of fronts) {
+    const response = await fetch(`${address}/mod_assign/`, { headers: { accept: 'application/json' } });
+    console.log(`  ${label.padEnd(34)} GET ${address}/mod_assign/ -> ${response.status}${response.headers.get('retry-after') ? ` (Retry-After: ${response.headers.get('retry-after')})` : ''} ${await response.text()}`);
+  }
+};
+await probe('serving normally:');
+run(['status'], 'a second process cannot open an embedded site the fronts hold (exit 5); PostgreSQL sites have no such limit');
+// In this process, the operator API does what `outageless maintenance enable` does on PostgreSQL.
+await setSiteMaintenance(database.db, true, 'Back soon');
+await new Promise((resolve) => setTimeout(resolve, 50)); // the fronts hear the NOTIFY
+await probe('during whole-site maintenance:');
+await setSiteMaintenance(database.db, false);
+await new Promise((resolve) => setTimeout(resolve, 50));
+await probe('after maintenance:');
+
+const stop = async () => {
+  for (const { app } of fronts) await app.close();
+  await database.close();
+};
 console.log(`\nThe demo site is in ${site} (embedded database in .outageless/db).`);
+if (process.stdout.isTTY && !process.env.CI) {
+  console.log(bold(`\nBrowse ${fronts.map((f) => f.address).join(' and ')}; the admin area is ${fronts[0]!.address}/admin (secret: ${adminSecret}). Ctrl-C stops.`));
+  process.once('SIGINT', () => void stop().then(() => process.exit(0)));
+} else {
+  await stop();
+  console.log('Fronts stopped (not a terminal). Run `npm run demo` in a terminal to keep them serving.');
+}

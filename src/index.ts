@@ -22,4 +22,5 @@ export { resolveDatabaseUrl } from './database/url.ts';
 export { buildPlan, type Plan, type PlanItem, type PlannedStep } from './plan/plan.ts';
 export { readPlan } from './plan/read.ts';
 export { runUpgrade, type UpgradeOptions, type UpgradeResult, type UpgradeEvent } from './upgrade/run.ts';
+export { setSiteMaintenance, setUiUpgradeLock, bumpCacheRevision, readFlags, type SiteFlags } from './state/flags.ts';
 export { OutagelessError, isOutagelessError, errors, ExitCode } from './errors.ts';

@@ -255,6 +255,7 @@ describe.skipIf(!postgresAvailable)('Killed and failed upgraders (PostgreSQL)', 
     expect(checked.code, checked.stdout + checked.stderr).toBe(0);
     expect((await run(['upgrade', '--is-pending'])).code).toBe(0);
   });
+
   // BUG (src/upgrade/run.ts, runComponent): the last step's savepoint and the component's full
   // record (definitions hash, release, code increment) commit in two transactions. Killed in
   // between, the version already equals the code's, so no later run ever writes the record and

@@ -128,7 +128,7 @@ function stepIds(kind: 'postgres' | 'pglite') {
     expect((await run(['upgrade', '--is-pending'])).code).toBe(0);
     const checked = await run(['check-schema']);
     expect(checked.code, checked.stdout + checked.stderr).toBe(0);
-  });
+  }, 120_000); // seven embedded-database process starts: slow on a loaded machine
 }
 
 describe.skipIf(!postgresAvailable)('Step ids on PostgreSQL', () => stepIds('postgres'));
