@@ -4,7 +4,7 @@
  * command, its plan (classes and reasons) and its exit code.
  */
 import { spawnSync } from 'node:child_process';
-import Fastify from 'fastify';
+import Fastify, { type FastifyInstance } from 'fastify';
 import { openDatabase, resolveDatabaseUrl, setSiteMaintenance } from 'outageless';
 import { outageless } from 'outageless/fastify';
 import { cpSync, mkdirSync, rmSync } from 'node:fs';
@@ -60,7 +60,7 @@ run(['status'], 'installed versus code per component, and the site flags');
 console.log(bold('\n=== Starting two fronts on the embedded site ==='));
 const adminSecret = process.env.OUTAGELESS_ADMIN_SECRET ?? 'demo-secret';
 const database = await openDatabase(resolveDatabaseUrl({ root: site }));
-const fronts = [];
+const fronts: { app: FastifyInstance; address: string }[] = [];
 const basePort = Number(process.env.DEMO_PORT ?? 3000);
 for (const port of [basePort, basePort + 1]) {
   const app = Fastify();
