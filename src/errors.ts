@@ -180,6 +180,11 @@ export const errors = {
     exitCode: ExitCode.locked,
     hint: 'Wait for it to finish, or pass --wait <seconds> to queue behind it.',
   })),
+  upgradeLockLost: factory('OUTAGELESS_ERR_UPGRADE_LOCK_LOST', () => ({
+    message: 'the upgrade lock was lost (its database session ended); the current step was rolled back so two upgraders never apply it',
+    exitCode: ExitCode.locked,
+    hint: 'Check the database connection, then rerun `outageless upgrade`: it resumes at this step.',
+  })),
   embeddedInUse: factory('OUTAGELESS_ERR_EMBEDDED_IN_USE', (dir: string, pid: number, host: string) => ({
     message: `the embedded database ${dir} is open in another process (pid ${pid} on ${host})`,
     location: { file: dir },

@@ -21,7 +21,7 @@ export function statusCommand(run: (result: Promise<CommandResult>) => void): Co
         withDatabase(options, async (database) => {
           const out = output(options);
           const [{ plan }, flags, holder] = await Promise.all([
-            readPlan(database.db, { root: options.root }),
+            readPlan(database.db, { root: options.root }, { olderCode: 'report' }),
             readFlags(database.db),
             database.upgradeLock.holder(),
           ]);

@@ -84,7 +84,6 @@ export async function discoverSite(rootDir: string): Promise<SiteCode> {
   const pluginTypes = core.manifest.pluginTypes ?? DEFAULT_PLUGIN_TYPES;
 
   const pluginsDir = join(root, 'plugins');
-  const found: Promise<Component>[] = [];
   const sources = new Map<string, string>([['core', 'core']]);
   const claim = (name: string, dir: string) => {
     const first = sources.get(name);
@@ -92,36 +91,46 @@ export async function discoverSite(rootDir: string): Promise<SiteCode> {
     sources.set(name, relative(root, dir));
   };
 
+  // Directory checks come before any import, so a bad layout is reported as itself and no
+  // abandoned import can fail after the process has decided to exit.
+  const pluginDirs: { dir: string; name: string; type: string }[] = [];
   if (await isDirectory(pluginsDir)) {
     for (const type of await subdirectories(pluginsDir)) {
       if (!pluginTypes.includes(type)) throw errors.unknownPluginType(relative(root, join(pluginsDir, type)), type, pluginTypes);
       for (const name of await subdirectories(join(pluginsDir, type))) {
-        const dir = join(pluginsDir, type, name);
-        claim(`${type}_${name}`, dir);
-        found.push(loadComponent(root, dir, `${type}_${name}`, type, undefined));
+        pluginDirs.push({ dir: join(pluginsDir, type, name), name: `${type}_${name}`, type });
+        claim(`${type}_${name}`, join(pluginsDir, type, name));
       }
     }
   }
-  const plugins = await Promise.all(found);
+  const plugins = await loadAll(pluginDirs.map((p) => () => loadComponent(root, p.dir, p.name, p.type, undefined)));
 
   // Subplugins are declared by their parent's manifest, so they are found in a second pass.
-  const subplugins: Promise<Component>[] = [];
+  const subpluginDirs: { dir: string; name: string; type: string; parent: string }[] = [];
   for (const plugin of plugins) {
     for (const [subtype, subdir] of Object.entries(plugin.manifest.subplugins ?? {})) {
       const base = join(plugin.dir, subdir);
       if (!(await isDirectory(base))) continue;
       for (const name of await subdirectories(base)) {
-        const dir = join(base, name);
-        claim(`${subtype}_${name}`, dir);
-        subplugins.push(loadComponent(root, dir, `${subtype}_${name}`, subtype, plugin.name));
+        subpluginDirs.push({ dir: join(base, name), name: `${subtype}_${name}`, type: subtype, parent: plugin.name });
+        claim(`${subtype}_${name}`, join(base, name));
       }
     }
   }
+  const subplugins = await loadAll(subpluginDirs.map((p) => () => loadComponent(root, p.dir, p.name, p.type, p.parent)));
 
   const components = new Map<string, Component>([['core', core]]);
-  for (const component of [...plugins, ...(await Promise.all(subplugins))]) components.set(component.name, component);
+  for (const component of [...plugins, ...subplugins]) components.set(component.name, component);
   checkRequirements(components, core);
   return { root, components, core };
+}
+
+/** Runs every load, waits for all of them, then reports the first failure in directory order. */
+async function loadAll(loads: readonly (() => Promise<Component>)[]): Promise<Component[]> {
+  const results = await Promise.allSettled(loads.map((load) => load()));
+  const failed = results.find((result) => result.status === 'rejected');
+  if (failed) throw failed.reason;
+  return results.map((result) => (result as PromiseFulfilledResult<Component>).value);
 }
 
 function checkRequirements(components: ReadonlyMap<string, Component>, core: Component): void {

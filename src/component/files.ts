@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { errors } from '../errors.ts';
+import { errors, isOutagelessError } from '../errors.ts';
 import type { SchemaDefinition } from '../schema/definition.ts';
 import { validateSchema } from '../schema/ddl.ts';
 import type { InstallDefinition, UpgradeDefinition } from './definitions.ts';
@@ -30,11 +30,21 @@ function display(code: SiteCode, component: Component, file: string): string {
   return join(component.versionFile, '..', 'db', file);
 }
 
+/** Imports `db/<file>`; a load failure names the file relative to the site root. */
+async function importDbFile(code: SiteCode, component: Component, file: string): Promise<unknown> {
+  try {
+    return await importOptional(join(component.dir, 'db', file), component.name);
+  } catch (error) {
+    if (isOutagelessError(error, errors.loadFailed.code)) throw errors.loadFailed(display(code, component, file), error.cause, component.name);
+    throw error;
+  }
+}
+
 /** `db/upgrade.ts`, validated; a component without one has no steps. */
 export function loadUpgrade(code: SiteCode, component: Component): Promise<UpgradeDefinition> {
   return once(component, 'upgrade', async () => {
     const file = display(code, component, 'upgrade.ts');
-    const value = await importOptional(join(component.dir, 'db', 'upgrade.ts'), component.name);
+    const value = await importDbFile(code, component, 'upgrade.ts');
     return value === undefined ? EMPTY_UPGRADE : validateUpgrade(file, value, component.manifest);
   });
 }
@@ -43,7 +53,7 @@ export function loadUpgrade(code: SiteCode, component: Component): Promise<Upgra
 export function loadSchema(code: SiteCode, component: Component): Promise<SchemaDefinition> {
   return once(component, 'schema', async () => {
     const file = display(code, component, 'schema.ts');
-    const value = await importOptional(join(component.dir, 'db', 'schema.ts'), component.name);
+    const value = await importDbFile(code, component, 'schema.ts');
     return value === undefined ? EMPTY_SCHEMA : validateSchema(file, component.name, value);
   });
 }
@@ -52,7 +62,7 @@ export function loadSchema(code: SiteCode, component: Component): Promise<Schema
 export function loadInstall(code: SiteCode, component: Component): Promise<InstallDefinition | undefined> {
   return once(component, 'install', async () => {
     const file = display(code, component, 'install.ts');
-    const value = await importOptional(join(component.dir, 'db', 'install.ts'), component.name);
+    const value = await importDbFile(code, component, 'install.ts');
     if (value === undefined) return undefined;
     const install = value as Partial<InstallDefinition>;
     if (install.kind !== 'install' || typeof install.run !== 'function') {

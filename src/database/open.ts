@@ -134,7 +134,12 @@ export async function openDatabase(url: string): Promise<SiteDatabase> {
       multiProcess: true,
       listen: postgresListener(location.url),
       upgradeLock: postgresUpgradeLock(location.url, (text, values) => pool.query(text, values as unknown[])),
-      close: () => db.destroy(),
+      async close() {
+        await db.destroy();
+        // Kysely only ends a pool it has used; the connectivity probe's idle client would
+        // otherwise keep the process alive for pg's idle timeout.
+        if (!pool.ended) await pool.end();
+      },
     };
   }
 

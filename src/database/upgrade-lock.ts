@@ -1,6 +1,8 @@
 import pg from 'pg';
+import { sql, type Kysely } from 'kysely';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { errors } from '../errors.ts';
 
 /**
  * One upgrader at a time, across processes and machines. "An upgrade is running" is
@@ -20,32 +22,29 @@ export interface UpgradeLockHolder {
 
 export interface HeldUpgradeLock {
   readonly holder: UpgradeLockHolder;
+  /**
+   * Throws `OUTAGELESS_ERR_UPGRADE_LOCK_LOST` unless the lock is still held. The runner calls
+   * it inside each step's transaction, before the savepoint commits: if the lock's session
+   * died, another upgrader may already be running, and this step must roll back.
+   */
+  verify(executor: Kysely<any>): Promise<void>;
   release(): Promise<void>;
 }
 
 export interface UpgradeLock {
-  /** Takes the lock, or returns undefined when another upgrader holds it. */
-  tryAcquire(mode: UpgradeMode): Promise<HeldUpgradeLock | undefined>;
+  /**
+   * Takes the lock, polling for up to `waitSeconds` (0: one attempt). Returns undefined
+   * when another upgrader still holds it.
+   *
+   * @example
+   * ```ts
+   * const held = await site.upgradeLock.tryAcquire('maintenance', 30)
+   * if (!held) throw errors.upgradeLocked(await site.upgradeLock.holder())
+   * ```
+   */
+  tryAcquire(mode: UpgradeMode, waitSeconds?: number): Promise<HeldUpgradeLock | undefined>;
   /** Who holds the lock right now, if anyone. */
   holder(): Promise<UpgradeLockHolder | undefined>;
-}
-
-/**
- * Acquires `lock`, polling until `waitSeconds` have passed. Returns undefined on timeout.
- *
- * @example
- * ```ts
- * const held = await acquireUpgradeLock(site.upgradeLock, 'maintenance', 30)
- * if (!held) throw errors.upgradeLocked(await site.upgradeLock.holder())
- * ```
- */
-export async function acquireUpgradeLock(lock: UpgradeLock, mode: UpgradeMode, waitSeconds = 0): Promise<HeldUpgradeLock | undefined> {
-  const deadline = Date.now() + waitSeconds * 1000;
-  for (;;) {
-    const held = await lock.tryAcquire(mode);
-    if (held || Date.now() >= deadline) return held;
-    await sleep(Math.min(200, Math.max(10, deadline - Date.now())));
-  }
 }
 
 // Two-int advisory key: 'outl' and 1. Advisory locks are per database, so one site per
@@ -62,7 +61,7 @@ const APPLICATION_PREFIX = 'outageless-upgrade';
  */
 export function postgresUpgradeLock(connectionString: string, query: (text: string, values?: unknown[]) => Promise<{ rows: any[] }>): UpgradeLock {
   return {
-    async tryAcquire(mode) {
+    async tryAcquire(mode, waitSeconds = 0) {
       const host = hostname();
       const client = new pg.Client({
         connectionString,
@@ -70,21 +69,40 @@ export function postgresUpgradeLock(connectionString: string, query: (text: stri
         application_name: `${APPLICATION_PREFIX} ${mode} ${process.pid} ${host}`.slice(0, 63),
       });
       await client.connect();
-      // A dead lock connection would leave us believing we hold the lock; failing loudly is
-      // the only safe answer, and the server has already released it.
-      client.on('error', () => {});
+      let lost = false;
+      // If this connection dies the server has released the lock; verify() reports it
+      // before the next savepoint commits.
+      client.on('error', () => {
+        lost = true;
+      });
+      client.on('end', () => {
+        lost = true;
+      });
       try {
-        const { rows } = await client.query<{ locked: boolean; since: Date }>(
-          'select pg_try_advisory_lock($1, $2) as locked, now() as since',
-          [LOCK_CLASS, LOCK_OBJECT],
-        );
-        if (!rows[0]?.locked) {
+        const deadline = Date.now() + waitSeconds * 1000;
+        let row: { locked: boolean; since: Date; pid: number } | undefined;
+        for (;;) {
+          ({ rows: [row] } = await client.query<{ locked: boolean; since: Date; pid: number }>(
+            'select pg_try_advisory_lock($1, $2) as locked, now() as since, pg_backend_pid() as pid',
+            [LOCK_CLASS, LOCK_OBJECT],
+          ));
+          if (row?.locked || Date.now() >= deadline) break;
+          await sleep(Math.min(250, Math.max(10, deadline - Date.now())));
+        }
+        if (!row?.locked) {
           await client.end();
           return undefined;
         }
-        const holder: UpgradeLockHolder = { host, pid: process.pid, since: rows[0].since, mode };
+        const backendPid = row.pid;
+        const holder: UpgradeLockHolder = { host, pid: process.pid, since: row.since, mode };
         return {
           holder,
+          async verify(executor) {
+            const { rows } = await sql<{ held: boolean }>`
+              select exists (select 1 from pg_locks where locktype = 'advisory' and granted
+                and classid = ${LOCK_CLASS} and objid = ${LOCK_OBJECT} and objsubid = 2 and pid = ${backendPid}) as held`.execute(executor);
+            if (lost || !rows[0]?.held) throw errors.upgradeLockLost();
+          },
           async release() {
             await client.query('select pg_advisory_unlock($1, $2)', [LOCK_CLASS, LOCK_OBJECT]).catch(() => {});
             await client.end().catch(() => {});
@@ -122,12 +140,17 @@ function parseApplicationName(name: string | null, since: Date | null): UpgradeL
 export function inProcessUpgradeLock(): UpgradeLock {
   let current: UpgradeLockHolder | undefined;
   return {
-    async tryAcquire(mode) {
+    async tryAcquire(mode, waitSeconds = 0) {
+      const deadline = Date.now() + waitSeconds * 1000;
+      while (current && Date.now() < deadline) await sleep(50);
       if (current) return undefined;
       const holder: UpgradeLockHolder = { host: hostname(), pid: process.pid, since: new Date(), mode };
       current = holder;
       return {
         holder,
+        async verify() {
+          if (current !== holder) throw errors.upgradeLockLost();
+        },
         async release() {
           if (current === holder) current = undefined;
         },

@@ -42,6 +42,8 @@ export interface PlanItem {
   /** Files in `db/` that differ from what was installed. */
   readonly changedFiles: readonly string[];
   readonly purgeCaches: CachePurge;
+  /** For class `component`: the component that pauses (a subplugin pauses with its parent). */
+  readonly pauses: string | undefined;
   /** Present for components on disk; absent for `missing-from-disk`. */
   readonly code: Component | undefined;
 }
@@ -58,9 +60,12 @@ export interface Plan {
   /** The items that install or upgrade something. */
   readonly pending: readonly PlanItem[];
   readonly outage: OutageClass;
+  /** True when the plan needs whole-site maintenance (class `site` somewhere). */
   readonly maintenanceRequired: boolean;
   /** Why maintenance is required (empty when it is not). */
   readonly maintenanceReasons: readonly string[];
+  /** Components a staged (`--no-maintenance`) upgrade pauses one at a time, in order. */
+  readonly pauses: readonly string[];
   readonly purgeCaches: CachePurgePlan;
 }
 
@@ -114,15 +119,16 @@ export async function buildPlan(input: PlanInput): Promise<Plan> {
 
   const pending = items.filter((item) => item.action === 'install' || item.action === 'upgrade');
   const outage = pending.reduce<OutageClass>((acc, item) => strongest(acc, item.outage), 'none');
-  const maintenanceReasons = pending.filter((item) => item.outage !== 'none').flatMap((item) => item.reasons.map((reason) => `${item.component}: ${reason}`));
+  const maintenanceReasons = pending.filter((item) => item.outage === 'site').flatMap((item) => item.reasons.map((reason) => `${item.component}: ${reason}`));
   if (!installed) maintenanceReasons.unshift('site: not installed yet: a fresh install runs in maintenance mode');
   return {
     siteInstalled: installed !== undefined,
     items,
     pending,
     outage: installed ? outage : 'site',
-    maintenanceRequired: !installed || outage !== 'none',
+    maintenanceRequired: !installed || outage === 'site',
     maintenanceReasons,
+    pauses: [...new Set(pending.flatMap((item) => (item.outage === 'component' && item.pauses ? [item.pauses] : [])))],
     purgeCaches: unionPurges(pending),
   };
 }
@@ -148,6 +154,7 @@ function missingItem(row: InstalledComponent): PlanItem {
     steps: [],
     changedFiles: [],
     purgeCaches: 'none',
+    pauses: undefined,
     code: undefined,
   };
 }
@@ -162,6 +169,7 @@ async function planComponent(input: PlanInput, component: Component): Promise<Pl
     release: manifest.release,
     codeIncrement: manifest.codeIncrement,
     maturity: manifest.maturity ?? 'stable',
+    pauses: undefined,
     code: component,
   };
 
@@ -225,6 +233,8 @@ async function planComponent(input: PlanInput, component: Component): Promise<Pl
   let vouched = false;
   for (const step of steps) {
     if (step.alreadyApplied) {
+      // It speaks for the change (it is the same fix) and runs nothing, so it adds no outage.
+      vouched = true;
       reasons.push(`step ${step.id} (${step.version}) was already applied under another version: skipped`);
       continue;
     }
@@ -256,8 +266,18 @@ async function planComponent(input: PlanInput, component: Component): Promise<Pl
   if (outage === 'component' && component.name === 'core') {
     outage = 'site';
     reasons.push('core cannot pause on its own: component class means site maintenance for core');
-  } else if (outage === 'component') {
-    reasons.push('component class needs maintenance: per-component maintenance is not available yet, so the whole site pauses');
   }
-  return { ...base, action: 'upgrade', outage, reasons, steps, changedFiles, purgeCaches };
+  let pauses: string | undefined;
+  if (outage === 'component') {
+    // A subplugin pauses with its parent: they share routes, callbacks and events.
+    const unit = component.parent ? input.code.components.get(component.parent)! : component;
+    if (unit.manifest.maintenance?.disableable) {
+      pauses = unit.name;
+      reasons.push(`component class: ${unit.name} pauses while it upgrades; the rest of the site keeps serving`);
+    } else {
+      outage = 'site';
+      reasons.push(`needs component maintenance, but ${unit.name} does not declare maintenance: { disableable: true } in ${unit.versionFile}: the whole site pauses`);
+    }
+  }
+  return { ...base, action: 'upgrade', outage, reasons, steps, changedFiles, purgeCaches, pauses };
 }

@@ -5,7 +5,8 @@ import { buildPlan, type Plan } from './plan.ts';
 
 /**
  * Reads the code under `root` (or reuses `code`) and the installed state in `db`, and
- * builds the plan. Read-only.
+ * builds the plan. Read-only. `olderCode: 'report'` shows code older than the database as
+ * `behind` instead of refusing it as a downgrade (for `status` on a host not yet updated).
  *
  * @example
  * ```ts
@@ -13,8 +14,12 @@ import { buildPlan, type Plan } from './plan.ts';
  * plan.pending.map((item) => `${item.component}: ${item.outage}`)
  * ```
  */
-export async function readPlan(db: Kysely<any>, source: { root: string } | { code: SiteCode }): Promise<{ code: SiteCode; plan: Plan }> {
+export async function readPlan(
+  db: Kysely<any>,
+  source: { root: string } | { code: SiteCode },
+  options: { olderCode?: 'throw' | 'report' } = {},
+): Promise<{ code: SiteCode; plan: Plan }> {
   const code = 'code' in source ? source.code : await discoverSite(source.root);
   const [installed, appliedSteps] = await Promise.all([readInstalled(db), readAppliedSteps(db)]);
-  return { code, plan: await buildPlan({ code, installed, appliedSteps }) };
+  return { code, plan: await buildPlan({ code, installed, appliedSteps, olderCode: options.olderCode ?? 'throw' }) };
 }

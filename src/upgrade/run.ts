@@ -5,8 +5,8 @@ import type { StepContext } from '../component/definitions.ts';
 import type { SiteCode } from '../component/discover.ts';
 import { loadInstall, loadSchema, loadUpgrade } from '../component/files.ts';
 import { notifyStateChanged, type SiteDatabase } from '../database/open.ts';
-import { acquireUpgradeLock, type UpgradeLockHolder, type UpgradeMode } from '../database/upgrade-lock.ts';
-import { errors } from '../errors.ts';
+import type { HeldUpgradeLock, UpgradeLockHolder, UpgradeMode } from '../database/upgrade-lock.ts';
+import { errors, isOutagelessError } from '../errors.ts';
 import type { CachePurgePlan, Plan, PlanItem, PlannedStep } from '../plan/plan.ts';
 import { readPlan } from '../plan/read.ts';
 import { installSchema } from '../schema/ddl.ts';
@@ -80,9 +80,14 @@ export async function runUpgrade(options: UpgradeOptions): Promise<UpgradeResult
   let held = await database.upgradeLock.tryAcquire(mode);
   if (!held && (options.waitSeconds ?? 0) > 0) {
     emit({ kind: 'waiting-for-lock', holder: await database.upgradeLock.holder() });
-    held = await acquireUpgradeLock(database.upgradeLock, mode, options.waitSeconds);
+    held = await database.upgradeLock.tryAcquire(mode, options.waitSeconds);
   }
-  if (!held) throw errors.upgradeLocked(await database.upgradeLock.holder());
+  if (!held) {
+    const holder = await database.upgradeLock.holder();
+    // The holder finished between our attempt and the lookup: the lock is free, try once more.
+    if (!holder) held = await database.upgradeLock.tryAcquire(mode);
+    if (!held) throw errors.upgradeLocked(holder);
+  }
 
   const started = performance.now();
   try {
@@ -97,7 +102,7 @@ export async function runUpgrade(options: UpgradeOptions): Promise<UpgradeResult
     const runId = randomUUID();
     await ensureStateTables(database.db);
     for (const item of plan.pending) {
-      await runComponent(database.db, code, item, runId, emit, options.lockTimeoutMs);
+      await runComponent({ db: database.db, code, lock: held, runId, emit, lockTimeoutMs: options.lockTimeoutMs }, item);
     }
     const purged = mode === 'maintenance' && plan.purgeCaches.kind !== 'none';
     if (purged) await bumpCacheRevision(database.db);
@@ -138,14 +143,18 @@ function stepContext(db: Kysely<any>, component: string, emit: (event: UpgradeEv
   };
 }
 
-async function runComponent(
-  db: Kysely<any>,
-  code: SiteCode,
-  item: PlanItem,
-  runId: string,
-  emit: (event: UpgradeEvent) => void,
-  lockTimeoutMs: number | undefined,
-): Promise<void> {
+/** What every component and step of one run shares. */
+interface RunContext {
+  readonly db: Kysely<any>;
+  readonly code: SiteCode;
+  readonly lock: HeldUpgradeLock;
+  readonly runId: string;
+  readonly emit: (event: UpgradeEvent) => void;
+  readonly lockTimeoutMs: number | undefined;
+}
+
+async function runComponent(run: RunContext, item: PlanItem): Promise<void> {
+  const { db, code, runId, emit } = run;
   const component = item.code!;
   const target = component.manifest.version;
   const record = {
@@ -160,6 +169,15 @@ async function runComponent(
   const startedAt = new Date();
   emit({ kind: 'component-started', component: component.name, action: item.action === 'install' ? 'install' : 'upgrade', from: item.installedVersion, to: target });
 
+  // The component's full record commits with its last change, so a crash can never leave
+  // the version at the target with the old definitions hash (a later code-only bump would
+  // then look like an unvouched db/ change).
+  const finish = async (trx: Kysely<any>, status: 'installed' | 'upgraded') => {
+    await writeInstalled(trx, record);
+    await appendLog(trx, { runId, component: component.name, stepId: null, version: target, status, outage: item.action === 'install' ? 'none' : item.outage, startedAt, durationMs: performance.now() - started });
+    await run.lock.verify(trx);
+  };
+
   if (item.action === 'install') {
     const schema = await loadSchema(code, component);
     const install = await loadInstall(code, component);
@@ -167,38 +185,34 @@ async function runComponent(
       // Tables, initial data and the installed record commit together or not at all.
       await db.transaction().execute(async (trx) => {
         await installSchema(trx, schema);
-        await install?.run(stepContext(trx, component.name, emit, lockTimeoutMs));
-        await writeInstalled(trx, record);
-        await appendLog(trx, { runId, component: component.name, stepId: null, version: target, status: 'installed', outage: 'none', startedAt, durationMs: performance.now() - started });
+        await install?.run(stepContext(trx, component.name, emit, run.lockTimeoutMs));
+        await finish(trx, 'installed');
       });
     } catch (error) {
       await logFailure(db, runId, component.name, null, target, startedAt, started, error);
+      if (isOutagelessError(error, errors.upgradeLockLost.code)) throw error;
       throw errors.installFailed(component.name, join(component.versionFile, '..', 'db', install ? 'install.ts' : 'schema.ts'), error);
     }
+  } else if (item.steps.length === 0) {
+    await db.transaction().execute((trx) => finish(trx, 'upgraded'));
   } else {
-    for (const step of item.steps) await runStep(db, item, step, runId, emit, lockTimeoutMs);
-    await db.transaction().execute(async (trx) => {
-      await writeInstalled(trx, record);
-      await appendLog(trx, { runId, component: component.name, stepId: null, version: target, status: 'upgraded', outage: item.outage, startedAt, durationMs: performance.now() - started });
-    });
+    for (const [index, step] of item.steps.entries()) {
+      await runStep(run, item, step, index === item.steps.length - 1 ? (trx) => finish(trx, 'upgraded') : undefined);
+    }
   }
   emit({ kind: 'component-finished', component: component.name, version: target, durationMs: performance.now() - started });
 }
 
-async function runStep(
-  db: Kysely<any>,
-  item: PlanItem,
-  step: PlannedStep,
-  runId: string,
-  emit: (event: UpgradeEvent) => void,
-  lockTimeoutMs: number | undefined,
-): Promise<void> {
+async function runStep(run: RunContext, item: PlanItem, step: PlannedStep, finish: ((trx: Kysely<any>) => Promise<void>) | undefined): Promise<void> {
+  const { db, runId, emit } = run;
   const component = item.component;
   const startedAt = new Date();
   const started = performance.now();
   const savepoint = async (trx: Kysely<any>, status: 'applied' | 'skipped') => {
     await writeSavepoint(trx, component, step.version);
     await appendLog(trx, { runId, component, stepId: step.id, version: step.version, status, outage: step.outage, startedAt, durationMs: performance.now() - started });
+    if (finish) await finish(trx);
+    else await run.lock.verify(trx);
   };
 
   if (step.alreadyApplied) {
@@ -210,17 +224,19 @@ async function runStep(
     if (step.transaction) {
       // The step's changes and its savepoint commit together: a crash leaves neither.
       await db.transaction().execute(async (trx) => {
-        await step.step.run(stepContext(trx, component, emit, lockTimeoutMs));
+        await step.step.run(stepContext(trx, component, emit, run.lockTimeoutMs));
         await savepoint(trx, 'applied');
       });
     } else {
       // Outside a transaction a crash can leave the step half done; it must be idempotent,
       // and it is rerun because its savepoint is only written after it returns.
-      await step.step.run(stepContext(db, component, emit, lockTimeoutMs));
+      await run.lock.verify(db);
+      await step.step.run(stepContext(db, component, emit, run.lockTimeoutMs));
       await db.transaction().execute((trx) => savepoint(trx, 'applied'));
     }
   } catch (error) {
     await logFailure(db, runId, component, step.id, step.version, startedAt, started, error);
+    if (isOutagelessError(error, errors.upgradeLockLost.code)) throw error;
     throw errors.stepFailed(component, step.id, step.version, join(item.code!.versionFile, '..', 'db', 'upgrade.ts'), error);
   }
   emit({ kind: 'step-applied', component, step: step.id, version: step.version, durationMs: performance.now() - started });

@@ -228,10 +228,9 @@ describe.skipIf(!postgresAvailable)('Four upgraders started at once: exactly one
     expect(after.upgradeRunning).toBeNull();
     expect(after.flags.maintenance.enabled).toBe(false);
   });
-  // BUG (src/database/upgrade-lock.ts, tryAcquire): the lock connection's 'error' is swallowed and
-  // nothing checks the lock is still held before a savepoint commits, so after the lock session
-  // dies two upgraders run at once and the step is applied twice. Remove `.fails` once fixed.
-  it.fails('an upgrader whose lock session dies stops before it commits, so a second one cannot apply the same step', async () => {
+  // The runner verifies the lock inside each step's transaction before its savepoint commits,
+  // so an upgrader whose lock session died rolls its step back instead of applying it twice.
+  it('an upgrader whose lock session dies stops before it commits, so a second one cannot apply the same step', async () => {
     await installThenDeployRelease2();
 
     const first = run(['upgrade', '--non-interactive']);
@@ -239,7 +238,7 @@ describe.skipIf(!postgresAvailable)('Four upgraders started at once: exactly one
     // The lock connection is dropped (idle-session timeout, a proxy, an operator): the server
     // releases the advisory lock, and "upgrade running" is no longer true for anyone else.
     const terminated = await query<{ done: boolean }>(
-      `select pg_terminate_backend(pid) as done from pg_stat_activity where application_name like 'outageless-upgrade %'`,
+      `select pg_terminate_backend(pid) as done from pg_stat_activity where datname = current_database() and application_name like 'outageless-upgrade %'`,
     );
     expect(terminated).toEqual([{ done: true }]);
     await waitFor('the lock to be released', async () => (await statusJson()).upgradeRunning === null);

@@ -256,11 +256,9 @@ describe.skipIf(!postgresAvailable)('Killed and failed upgraders (PostgreSQL)', 
     expect((await run(['upgrade', '--is-pending'])).code).toBe(0);
   });
 
-  // BUG (src/upgrade/run.ts, runComponent): the last step's savepoint and the component's full
-  // record (definitions hash, release, code increment) commit in two transactions. Killed in
-  // between, the version already equals the code's, so no later run ever writes the record and
-  // the component reports "db/ changed without a version bump" forever. Remove `.fails` once fixed.
-  it.fails('An upgrader killed after the last step committed but before the component was recorded leaves it complete after a rerun', async () => {
+  // The last step's savepoint and the component's full record (definitions hash, release,
+  // code increment) commit in one transaction: killed inside it, neither is left behind.
+  it('An upgrader killed after the last step committed but before the component was recorded leaves it complete after a rerun', async () => {
     await writeLocalPlugin(site, 'slow', { version: V1, columns: ITEM_COLUMNS });
     const install = await run(['upgrade', '--non-interactive']);
     expect(install.code, install.stderr).toBe(0);
@@ -282,7 +280,8 @@ describe.skipIf(!postgresAvailable)('Killed and failed upgraders (PostgreSQL)', 
       const running = run(['upgrade', '--non-interactive']);
       await waitFor('the upgrader to block in the final record write', async () =>
         (await query(`select 1 from pg_locks where locktype = 'advisory' and objid = 4242 and not granted`)).length > 0);
-      expect(await query(`select step_id from outageless_upgrade_log where step_id = 'slow_add_score' and status = 'applied'`)).toHaveLength(1);
+      // Not committed yet: the step's savepoint waits for the record in the same transaction.
+      expect(await query(`select step_id from outageless_upgrade_log where step_id = 'slow_add_score' and status = 'applied'`)).toHaveLength(0);
       running.child.kill('SIGKILL');
       await running;
       await gate.query('drop trigger test_hold_record on outageless_component; drop function test_hold_record()');
