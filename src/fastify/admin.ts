@@ -1,4 +1,4 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest, preHandlerHookHandler } from 'fastify';
 import cookie from '@fastify/cookie';
 import csrf from '@fastify/csrf-protection';
@@ -10,6 +10,7 @@ import type { Front } from '../runtime/front.ts';
 import { decide, UPGRADING_MESSAGE } from '../runtime/guard.ts';
 import type { SiteState } from '../runtime/site-state.ts';
 import { runUpgrade, type UpgradeEvent } from '../upgrade/run.ts';
+import type { AdminSession } from './admin-session.ts';
 import { html, page, raw, type SafeHtml } from './html.ts';
 import { sendUnavailable } from './unavailable.ts';
 
@@ -22,10 +23,8 @@ import { sendUnavailable } from './unavailable.ts';
 export interface AdminOptions {
   readonly front: Front;
   readonly adminSecret: string | undefined;
+  readonly session: AdminSession;
 }
-
-const SESSION_COOKIE = 'outageless_admin';
-const SESSION_HOURS = 8;
 const ADMIN = { config: { outageless: { area: 'admin' as const } } };
 
 /** What a web-started upgrade has done so far; the page polls it for live progress. */
@@ -86,23 +85,14 @@ function frontsTable(fronts: readonly FrontRecord[], self: string): SafeHtml {
 
 /** Registers the admin routes in their own context (cookie and CSRF plugins stay inside it). */
 export async function adminRoutes(app: FastifyInstance, options: AdminOptions): Promise<void> {
-  const { front, adminSecret } = options;
-  // Without a configured secret nobody can log in; the key still signs cookies consistently.
-  const cookieKey = createHash('sha256').update(`outageless-admin:${adminSecret ?? randomBytes(32).toString('hex')}`).digest('hex');
-  await app.register(cookie, { secret: cookieKey });
+  const { front, adminSecret, session } = options;
+  await app.register(cookie, { secret: session.cookieKey });
   await app.register(formbody);
   await app.register(csrf, { cookieKey: 'outageless_csrf', cookieOpts: { signed: true, httpOnly: true, sameSite: 'strict', path: '/admin' } });
 
   let webUpgrade: WebUpgrade | undefined;
 
-  const isAdmin = (request: FastifyRequest): boolean => {
-    const value = request.cookies[SESSION_COOKIE];
-    if (!value || !adminSecret) return false;
-    const unsigned = request.unsignCookie(value);
-    if (!unsigned.valid || !unsigned.value) return false;
-    const issued = Number(unsigned.value.split('.')[1]);
-    return Number.isFinite(issued) && Date.now() - issued < SESSION_HOURS * 3_600_000;
-  };
+  const isAdmin = (request: FastifyRequest) => session.isAdmin(request);
 
   /** Admin pages: anonymous visitors go to the login page, JSON clients get 401. */
   const requireAdmin: preHandlerHookHandler = (request, reply, done) => {
@@ -135,14 +125,14 @@ export async function adminRoutes(app: FastifyInstance, options: AdminOptions): 
       reply.code(401);
       return renderLogin(reply, next, 'Wrong admin secret.');
     }
-    reply.setCookie(SESSION_COOKIE, `admin.${Date.now()}.${randomBytes(8).toString('hex')}`, {
-      signed: true, httpOnly: true, sameSite: 'strict', path: '/', maxAge: SESSION_HOURS * 3600,
+    reply.setCookie(session.cookieName, session.issue(), {
+      signed: true, httpOnly: true, sameSite: 'strict', path: '/', maxAge: session.maxAgeSeconds,
     });
     return reply.redirect(next, 303);
   });
 
   app.post('/admin/logout', { ...ADMIN, preHandler: [requireAdmin, csrfCheck] }, async (_request, reply) => {
-    reply.clearCookie(SESSION_COOKIE, { path: '/' });
+    reply.clearCookie(session.cookieName, { path: '/' });
     return reply.redirect('/admin/login', 303);
   });
 

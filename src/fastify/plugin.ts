@@ -10,6 +10,7 @@ import { upgradeOrder } from '../plan/order.ts';
 import { startFront, type Front } from '../runtime/front.ts';
 import { decide } from '../runtime/guard.ts';
 import { adminRoutes } from './admin.ts';
+import { createAdminSession } from './admin-session.ts';
 import { sendUnavailable } from './unavailable.ts';
 
 /** Marks which part of the site a route belongs to, so the guard knows what to check. */
@@ -64,13 +65,15 @@ const plugin: FastifyPluginAsync<OutagelessPluginOptions> = async (app, options)
     if (address && typeof address === 'object') front.setUrl(`http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`);
   });
 
+  const session = createAdminSession(options.adminSecret);
+
   // One guard for every route of the app: component routes carry their component in their
   // config; routes of the host app count as core's. Admin routes guard themselves (they
   // need the session), and health routes are never guarded.
   const guard: onRequestHookHandler = (request, reply, done) => {
     const area = request.routeOptions.config.outageless;
     if (area?.area === 'admin' || area?.area === 'health') return done();
-    const verdict = decide(front.state(), front.view(), { kind: 'component', component: area?.component ?? 'core' });
+    const verdict = decide(front.state(), front.view(), { kind: 'component', component: area?.component ?? 'core', isAdmin: () => session.isAdmin(request) });
     if (verdict.kind === 'unavailable') {
       sendUnavailable(request, reply, verdict);
       return;
@@ -88,7 +91,7 @@ const plugin: FastifyPluginAsync<OutagelessPluginOptions> = async (app, options)
     return { status: 'ready' };
   });
 
-  await app.register(adminRoutes, { front, adminSecret: options.adminSecret });
+  await app.register(adminRoutes, { front, adminSecret: options.adminSecret, session });
 
   if (options.mountComponents ?? true) await mountComponents(app, front);
 };

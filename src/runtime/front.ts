@@ -49,7 +49,7 @@ function deriveView(state: SiteState, plan: Plan): FrontView {
     const relation = item.action === 'install' ? 'new' : item.action === 'upgrade' ? 'ahead' : item.action === 'behind' ? 'behind' : 'current';
     const breakingSince = state.breakingSince.get(item.component);
     const breaking = relation === 'behind' && breakingSince !== undefined && breakingSince > item.code.manifest.version;
-    components.set(item.component, { component: item.component, relation, pendingOutage: item.outage, breaking });
+    components.set(item.component, { component: item.component, relation, pendingOutage: item.outage, breaking, pauseUnit: item.code.parent ?? item.component });
   }
   return {
     installed: state.installed !== undefined,
@@ -154,5 +154,7 @@ function summary(state: SiteState) {
     upgrade: state.upgrade ? { mode: state.upgrade.mode, pid: state.upgrade.pid, host: state.upgrade.host } : null,
     installed: state.installed ? [...state.installed.values()].map((c) => [c.component, c.version, c.definitionsHash]) : null,
     breaking: [...state.breakingSince],
+    componentStates: [...state.componentStates.values()].map((c) => [c.component, c.state]),
+    cacheRevisions: [...state.cacheRevisions],
   };
 }

@@ -16,6 +16,8 @@ export interface ComponentView {
   readonly pendingOutage: OutageClass;
   /** For `behind`: a `site`/`component` change was applied after this code's version. */
   readonly breaking: boolean;
+  /** The component that pauses for it: its parent for a subplugin, else itself. */
+  readonly pauseUnit: string;
 }
 
 export interface FrontView {
@@ -29,8 +31,8 @@ export interface FrontView {
 }
 
 export type RequestArea =
-  /** A component's routes (and host routes, which count as core's). */
-  | { readonly kind: 'component'; readonly component: string }
+  /** A component's routes (and host routes, which count as core's). `isAdmin` is asked only when needed. */
+  | { readonly kind: 'component'; readonly component: string; readonly isAdmin?: () => boolean }
   /** The admin area; admins may use it in web maintenance. */
   | { readonly kind: 'admin'; readonly isAdmin: boolean }
   /** The upgrade page and its progress: admins follow a running upgrade there. */
@@ -41,7 +43,13 @@ export type GuardVerdict =
   | {
       readonly kind: 'unavailable';
       /** Stable code for JSON clients. */
-      readonly code: 'OUTAGELESS_SITE_UPGRADING' | 'OUTAGELESS_SITE_MAINTENANCE' | 'OUTAGELESS_UPGRADE_PENDING' | 'OUTAGELESS_CODE_BEHIND' | 'OUTAGELESS_NOT_INSTALLED';
+      readonly code:
+        | 'OUTAGELESS_SITE_UPGRADING'
+        | 'OUTAGELESS_SITE_MAINTENANCE'
+        | 'OUTAGELESS_COMPONENT_MAINTENANCE'
+        | 'OUTAGELESS_UPGRADE_PENDING'
+        | 'OUTAGELESS_CODE_BEHIND'
+        | 'OUTAGELESS_NOT_INSTALLED';
       readonly title: string;
       readonly message: string;
       readonly retryAfterSeconds: number;
@@ -83,6 +91,19 @@ export function decide(state: SiteState, view: FrontView, area: RequestArea): Gu
 
   const core = view.components.get('core');
   const own = view.components.get(area.component);
+  const paused = state.componentStates.get(own?.pauseUnit ?? area.component);
+  if (paused && !(paused.state === 'post-install' && area.isAdmin?.())) {
+    return {
+      kind: 'unavailable',
+      code: 'OUTAGELESS_COMPONENT_MAINTENANCE',
+      title: `${paused.component} is under maintenance`,
+      message: paused.state === 'post-install'
+        ? `${paused.component} is finishing its upgrade and will be back shortly; the rest of the site is available`
+        : `${paused.component} is under maintenance and will be back shortly; the rest of the site is available`,
+      retryAfterSeconds: 30,
+      component: paused.component,
+    };
+  }
   if (own?.relation === 'new') {
     // Its tables do not exist yet: serving it could only fail.
     return { kind: 'unavailable', code: 'OUTAGELESS_UPGRADE_PENDING', title: 'Not installed yet', message: `${own.component} is not installed yet; please retry later`, retryAfterSeconds: 30, component: own.component };

@@ -3,6 +3,8 @@ import type { UpgradeLock, UpgradeLockHolder } from '../database/upgrade-lock.ts
 import { readFlags, type SiteFlags } from '../state/flags.ts';
 import { readAppliedSteps, readInstalled, type InstalledComponent } from '../state/installed.ts';
 import { stateTablesExist } from '../state/tables.ts';
+import { readComponentStates, type ComponentState } from '../state/component-state.ts';
+import { readCacheRevisions } from '../state/cache-revisions.ts';
 
 /**
  * Everything a front needs to guard a request, read in one go from the site database:
@@ -19,6 +21,10 @@ export interface SiteState {
    * applied. A front whose code is older than that must not serve the component.
    */
   readonly breakingSince: ReadonlyMap<string, number>;
+  /** Components paused on their own (absent: normal). */
+  readonly componentStates: ReadonlyMap<string, ComponentState>;
+  /** Per-component cache revisions; the global one is `flags.cacheRevision`. */
+  readonly cacheRevisions: ReadonlyMap<string, number>;
   readonly readAt: Date;
 }
 
@@ -41,12 +47,14 @@ async function readBreakingSince(db: Kysely<any>): Promise<Map<string, number>> 
  * ```
  */
 export async function readSiteState(db: Kysely<any>, lock: UpgradeLock): Promise<SiteState> {
-  const [installed, appliedSteps, flags, upgrade, breakingSince] = await Promise.all([
+  const [installed, appliedSteps, flags, upgrade, breakingSince, componentStates, cacheRevisions] = await Promise.all([
     readInstalled(db),
     readAppliedSteps(db),
     readFlags(db),
     lock.holder(),
     readBreakingSince(db),
+    readComponentStates(db),
+    readCacheRevisions(db),
   ]);
-  return { installed, appliedSteps, flags, upgrade, breakingSince, readAt: new Date() };
+  return { installed, appliedSteps, flags, upgrade, breakingSince, componentStates, cacheRevisions, readAt: new Date() };
 }

@@ -47,6 +47,28 @@ export const stateSchema = defineSchema({
       },
       primaryKey: ['name'],
     },
+    // Components paused on their own (seed 001): no row means normal.
+    outageless_component_state: {
+      columns: {
+        component: { type: 'varchar(100)' },
+        // maintenance | post-install
+        state: { type: 'varchar(20)' },
+        reason: { type: 'text', nullable: true },
+        // Set when an upgrade run paused it (a staged upgrade returns it to normal itself).
+        paused_by_run: { type: 'varchar(40)', nullable: true },
+        since: { type: 'timestamp', default: { sql: 'now()' } },
+      },
+      primaryKey: ['component'],
+    },
+    // Per-component cache revisions: a purge of one component's caches moves only its revision.
+    outageless_cache_revision: {
+      columns: {
+        component: { type: 'varchar(100)' },
+        revision: { type: 'bigint' },
+        updated_at: { type: 'timestamp', default: { sql: 'now()' } },
+      },
+      primaryKey: ['component'],
+    },
     // Each front (web process) registers itself and refreshes last_seen; rows age out.
     outageless_front: {
       columns: {

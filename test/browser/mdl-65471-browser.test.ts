@@ -163,6 +163,7 @@ describe.skipIf(!postgresAvailable || !chromiumAvailable)('MDL-65471 test plan, 
     sleepingOutput = '';
     running.child.stdout?.on('data', (chunk) => (sleepingOutput += chunk));
     running.child.stderr?.on('data', (chunk) => (sleepingOutput += chunk));
+    const dbg = setInterval(() => console.log('DBG', Date.now(), running.child.exitCode, existsSync(started), JSON.stringify(sleepingOutput)), 2000);
     const deadline = Date.now() + 30_000;
     while (!existsSync(started)) {
       if (running.child.exitCode !== null || running.child.signalCode !== null) {
@@ -172,6 +173,7 @@ describe.skipIf(!postgresAvailable || !chromiumAvailable)('MDL-65471 test plan, 
       if (Date.now() > deadline) throw new Error(`the upgrade never reached the sleep:\n${sleepingOutput}`);
       await sleep(25);
     }
+    clearInterval(dbg);
     expect(running.child.exitCode).toBeNull();
     return running;
   };
