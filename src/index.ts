@@ -24,3 +24,17 @@ export { readPlan } from './plan/read.ts';
 export { runUpgrade, type UpgradeOptions, type UpgradeResult, type UpgradeEvent } from './upgrade/run.ts';
 export { setSiteMaintenance, setUiUpgradeLock, bumpCacheRevision, readFlags, type SiteFlags } from './state/flags.ts';
 export { OutagelessError, isOutagelessError, errors, ExitCode } from './errors.ts';
+export {
+  defineCaches, createCacheStore, cacheStoreFromDefinitions, attachCaches, purgeCaches, purgePlannedCaches, loadCacheDefinitions, cacheErrors,
+  type CacheDefinition, type CacheDefinitions, type CacheMode, type Cache, type CacheStore, type CacheStoreOptions, type CacheRevisions,
+  type CacheHost, type PurgeTarget, type PurgeResult,
+} from './caches/index.ts';
+export { defineTasks, defineObservers } from './jobs/definitions.ts';
+export type {
+  TaskDefinition, ObserverDefinition, TaskHandler, ObserverHandler, TaskHandlers, ObserverHandlers, JobContext, TaskContext, EmittedEvent, JobsLogger,
+} from './jobs/definitions.ts';
+export { startJobs, type Jobs, type JobsOptions, type EmitOptions, type EmitResult, type TaskRun } from './jobs/runtime.ts';
+export { waitForInFlightJobs, waitForInFlightEvents, readInFlightJobs, type InFlightJob, type InFlightKind } from './jobs/in-flight.ts';
+export { readDeferredTasks, type DeferredTask } from './jobs/deferred.ts';
+export { jobErrors } from './jobs/errors.ts';
+export { JOBS_SCHEMA } from './jobs/names.ts';

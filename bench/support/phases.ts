@@ -6,7 +6,8 @@
  * Prints one JSON object of durations in milliseconds. Modes:
  * - `cli`: what the CLI does, in its order, with a clock between the steps.
  * - `import-parallel` / `import-sequential`: after loading `outageless` (dist/index.js), import
- *   every component's version.ts all at once (as discoverSite does) or one after another.
+ *   every component's version.ts, all started at once or one after another. discoverSite starts
+ *   them all at once but after a stat each, so it lands between the two.
  * - `hash`: hash every component's db/ directory (the other half of discovery).
  *
  * This script is TypeScript itself, so Node loads its type stripper before `boot` ends; the
@@ -79,7 +80,7 @@ async function probe(mode: Exclude<Mode, 'cli'>, root: string): Promise<Record<s
     const urls = dirs.map((dir) => pathToFileURL(join(dir, 'version.ts')).href);
     if (mode === 'import-parallel') {
       await Promise.all(urls.map((url) => import(url)));
-      lap(`probe: import ${dirs.length} version.ts at once (as discoverSite does)`);
+      lap(`probe: import the ${dirs.length} version.ts, all started at once`);
     } else {
       for (const url of urls) await import(url);
       lap(`probe: import ${dirs.length} version.ts one after another`);

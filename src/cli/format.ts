@@ -27,16 +27,23 @@ export function formatPlan(plan: Plan, options: { all?: boolean } = {}): string 
   const width = Math.max(12, ...shown.map((item) => item.component.length));
   const summary = plan.pending.length === 0
     ? 'No upgrade is pending.'
-    : `${plan.pending.length} component(s) pending; outage class ${plan.outage}; maintenance ${plan.maintenanceRequired ? 'IS required' : 'is NOT required'}.`;
+    : `${plan.pending.length} component(s) pending; outage class ${plan.outage}; maintenance ${plan.maintenanceRequired ? 'IS required' : 'is NOT required'}.${!plan.maintenanceRequired && plan.pauses.length > 0 ? ` Staged: ${plan.pauses.join(', ')} pause(s) one at a time.` : ''}`;
   return [summary, ...shown.map((item) => itemLine(item, width))].join('\n');
 }
 
-/** The commands an operator runs after cutover when the upgrade did not purge caches itself. */
+/**
+ * The commands an operator runs after cutover when the upgrade did not purge caches itself:
+ * one full purge for `all`, one per component for `own` (other components keep their caches).
+ *
+ * @example
+ * ```ts
+ * purgeCommands({ kind: 'own', components: ['mod_assign'] }) // => ['outageless purge-caches --component mod_assign']
+ * ```
+ */
 export function purgeCommands(purge: CachePurgePlan): string[] {
   if (purge.kind === 'none') return [];
   if (purge.kind === 'all') return ['outageless purge-caches'];
-  // Per-component purges arrive with per-component caches; until then a full purge covers them.
-  return [`outageless purge-caches    # requested by: ${purge.components.join(', ')}`];
+  return purge.components.map((component) => `outageless purge-caches --component ${component}`);
 }
 
 export function formatFlags(flags: SiteFlags, holder: UpgradeLockHolder | undefined): string {
@@ -55,6 +62,7 @@ export function planToJson(plan: Plan): Record<string, unknown> {
     pending: plan.pending.length > 0,
     outage: plan.outage,
     maintenanceRequired: plan.maintenanceRequired,
+    pauses: plan.pauses,
     maintenanceReasons: plan.maintenanceReasons,
     purgeCaches: plan.purgeCaches,
     components: plan.items.map((item) => ({

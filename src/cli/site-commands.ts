@@ -1,11 +1,13 @@
 import { Command } from 'commander';
+import { cacheErrors } from '../caches/errors.ts';
+import { purgeCaches } from '../caches/purge.ts';
 import { discoverSite } from '../component/discover.ts';
 import { loadSchema } from '../component/files.ts';
 import { ExitCode } from '../errors.ts';
 import { readPlan } from '../plan/read.ts';
 import type { SchemaDefinition } from '../schema/definition.ts';
 import { diffSchema } from '../schema/diff.ts';
-import { bumpCacheRevision, readFlags } from '../state/flags.ts';
+import { readFlags } from '../state/flags.ts';
 import { readInstalled } from '../state/installed.ts';
 import { isStateTable } from '../state/tables.ts';
 import { listFronts, STALE_AFTER_HEARTBEATS } from '../runtime/front-registry.ts';
@@ -74,18 +76,38 @@ export function checkSchemaCommand(run: (result: Promise<CommandResult>) => void
     );
 }
 
-/** `outageless purge-caches`: moves the cache revision forward, so every front drops its caches. */
+interface PurgeCachesOptions extends SiteOptions {
+  readonly component?: string;
+}
+
+/**
+ * `outageless purge-caches [--component <name>]`: moves the global cache revision (or only
+ * that component's) forward, so every front drops those caches on its next access.
+ */
 export function purgeCachesCommand(run: (result: Promise<CommandResult>) => void): Command {
   return withSiteOptions(new Command('purge-caches'))
-    .description('purge every cache on every front (moves the site cache revision forward)')
-    .action((options: SiteOptions) =>
-      run(
-        withDatabase(options, async (database) => {
-          const revision = await bumpCacheRevision(database.db);
-          output(options).text(`Caches purged (revision ${revision}).`);
-          output(options).json({ cacheRevision: revision });
-          return ExitCode.ok;
-        }),
-      ),
-    );
+    .description('purge caches on every front: all of them, or with --component only that component\'s')
+    .option('--component <name>', 'purge only this component\'s caches; other components keep theirs')
+    .action((options: PurgeCachesOptions) => run(purgeCachesAction(options)));
+}
+
+async function purgeCachesAction(options: PurgeCachesOptions): Promise<CommandResult> {
+  const component = options.component;
+  if (component !== undefined) {
+    // Checked before the database is opened: a typo must not create a revision row.
+    const code = await discoverSite(options.root);
+    if (!code.components.has(component)) throw cacheErrors.unknownComponent(component, code.root, [...code.components.keys()]);
+  }
+  return withDatabase(options, async (database) => {
+    const out = output(options);
+    const result = await purgeCaches(database.db, component === undefined ? { kind: 'all' } : { kind: 'component', component });
+    if (result.kind === 'all') {
+      out.text(`Caches purged (revision ${result.revision}).`);
+      out.json({ purged: 'all', cacheRevision: result.revision });
+    } else {
+      out.text(`Caches of ${result.component} purged (revision ${result.revision}); other components keep theirs.`);
+      out.json({ purged: 'component', component: result.component, revision: result.revision });
+    }
+    return ExitCode.ok;
+  });
 }

@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { purgeCaches } from '../caches/purge.ts';
 import { discoverSite } from '../component/discover.ts';
 import { errors, ExitCode } from '../errors.ts';
 import { readPlan } from '../plan/read.ts';
@@ -18,6 +19,7 @@ interface UpgradeFlags extends SiteOptions {
   readonly unsetUiUpgradeLock?: boolean;
   readonly allowUnstable?: boolean;
   readonly wait?: string;
+  readonly purgeOwnCaches?: boolean;
 }
 
 /** `outageless upgrade`: Moodle's admin/cli/upgrade.php flags and exit codes (DESIGN §4.2). */
@@ -33,6 +35,7 @@ export function upgradeCommand(run: (result: Promise<CommandResult>) => void): C
     .option('--unset-ui-upgrade-lock', 'let the web UI offer upgrades again')
     .option('--allow-unstable', 'allow components whose maturity is not stable')
     .option('--wait <seconds>', 'wait this long for another running upgrade instead of failing')
+    .option('--purge-own-caches', 'with --no-maintenance: purge at once the caches of components whose metadata asked for "own" (an "all" purge is still only printed)')
     .action((flags: UpgradeFlags) => run(upgrade(flags)));
 }
 
@@ -62,7 +65,10 @@ async function upgrade(flags: UpgradeFlags): Promise<CommandResult> {
       }
       out.text(formatPlan(plan));
       if (exit === ExitCode.pendingOrMaintenance) out.text(`Maintenance IS required:\n${plan.maintenanceReasons.map((r) => `  - ${r}`).join('\n')}`);
-      if (exit === ExitCode.pendingWithoutMaintenance) out.text(`Maintenance is NOT required.${flags.setUiUpgradeLock ? ' UI upgrade lock set.' : ''}`);
+      if (exit === ExitCode.pendingWithoutMaintenance) {
+        out.text(`Maintenance is NOT required.${flags.setUiUpgradeLock ? ' UI upgrade lock set.' : ''}`);
+        if (plan.pauses.length > 0) out.text(`A --no-maintenance upgrade pauses these components one at a time while the rest of the site serves: ${plan.pauses.join(', ')}`);
+      }
       if (flags.unsetUiUpgradeLock) out.text('UI upgrade lock cleared.');
       out.json({ ...planToJson(plan), uiUpgradeLock: flags.setUiUpgradeLock && exit === ExitCode.pendingWithoutMaintenance ? true : flags.unsetUiUpgradeLock ? false : undefined });
       return exit;
@@ -91,11 +97,19 @@ async function upgrade(flags: UpgradeFlags): Promise<CommandResult> {
       out.json({ result: 'nothing-to-do', ...planToJson(result.plan) });
       return ExitCode.ok;
     }
-    const purge = result.purged ? [] : purgeCommands(result.purgeCaches);
+    let purge = result.purged ? [] : purgeCommands(result.purgeCaches);
+    // The operator accepts per-component purges right away; a full purge stays theirs to run after cutover.
+    const ownPurged: { component: string; revision: number }[] = [];
+    if (!result.purged && flags.purgeOwnCaches && result.purgeCaches.kind === 'own') {
+      for (const component of result.purgeCaches.components) ownPurged.push({ component, revision: (await purgeCaches(database.db, { kind: 'component', component })).revision });
+      purge = [];
+    }
     out.text(`Upgrade complete in ${(result.durationMs / 1000).toFixed(2)} s (${result.plan.pending.length} component(s), ${result.mode === 'online' ? 'no maintenance' : 'maintenance mode'}).`);
-    if (result.purged) out.text('Caches purged.');
+    for (const pause of result.pauses) out.text(`Paused ${pause.component} for ${(pause.pausedMs / 1000).toFixed(2)} s${pause.leftIn === 'post-install' ? ' (left in post-install)' : ''}.`);
+    if (result.purged) out.text(result.purgeCaches.kind === 'own' ? `Caches of ${result.purgeCaches.components.join(', ')} purged.` : 'Caches purged.');
+    if (ownPurged.length > 0) out.text(`Caches purged (--purge-own-caches):\n${ownPurged.map((p) => `  outageless purge-caches --component ${p.component}    # done: revision ${p.revision}`).join('\n')}`);
     if (purge.length > 0) out.text(`Purge caches after all traffic runs the new code:\n${purge.map((c) => `  ${c}`).join('\n')}`);
-    out.json({ result: 'upgraded', runId: result.runId, mode: result.mode, durationMs: Math.round(result.durationMs), purged: result.purged, purgeCommands: purge, ...planToJson(result.plan) });
+    out.json({ result: 'upgraded', runId: result.runId, mode: result.mode, durationMs: Math.round(result.durationMs), purged: result.purged || ownPurged.length > 0, purgedComponents: ownPurged, pauses: result.pauses.map((p) => ({ ...p, pausedMs: Math.round(p.pausedMs) })), purgeCommands: purge, ...planToJson(result.plan) });
     return ExitCode.ok;
   });
 }
@@ -118,5 +132,9 @@ function describeEvent(event: UpgradeEvent): string {
       return `${event.component}: now at ${event.version} (${Math.round(event.durationMs)} ms)`;
     case 'log':
       return `${event.component}:   ${event.message}`;
+    case 'component-paused':
+      return `${event.component}: paused (its routes answer 503; the rest of the site serves)`;
+    case 'component-resumed':
+      return `${event.component}: ${event.state === 'normal' ? 'back to normal' : 'in post-install (admins only) until `outageless maintenance disable --component ' + event.component + '`'} after a pause of ${(event.pausedMs / 1000).toFixed(2)} s`;
   }
 }

@@ -52,6 +52,8 @@ function eventLine(event: UpgradeEvent): string {
     case 'ddl-retry': return `${event.component}: lock timeout on ${event.what}, retry ${event.attempt}`;
     case 'component-finished': return `${event.component}: now at ${event.version}`;
     case 'log': return `${event.component}: ${event.message}`;
+    case 'component-paused': return `${event.component}: paused`;
+    case 'component-resumed': return `${event.component}: ${event.state} after ${Math.round(event.pausedMs)} ms`;
   }
 }
 

@@ -12,7 +12,8 @@
  * await app.listen({ port: 3000 })
  * ```
  */
-export { outageless, type OutagelessPluginOptions, type RouteArea } from './plugin.ts';
+export { outageless, type OutagelessPluginOptions, type RouteArea, type JobsTuning } from './plugin.ts';
+export { startJobs, type Jobs, type JobsOptions, type EmitOptions, type EmitResult, type TaskRun } from '../jobs/runtime.ts';
 export { outageless as default } from './plugin.ts';
 export { sendUnavailable, wantsJson } from './unavailable.ts';
 export { decide, UPGRADING_MESSAGE, type GuardVerdict, type FrontView, type ComponentView, type RequestArea } from '../runtime/guard.ts';

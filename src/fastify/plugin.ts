@@ -3,12 +3,14 @@ import { existsSync } from 'node:fs';
 import type { FastifyInstance, FastifyPluginAsync, onRequestHookHandler } from 'fastify';
 import fp from 'fastify-plugin';
 import { discoverSite } from '../component/discover.ts';
-import { importDefault } from '../component/load.ts';
 import { openDatabase, type SiteDatabase } from '../database/open.ts';
 import { resolveDatabaseUrl } from '../database/url.ts';
 import { upgradeOrder } from '../plan/order.ts';
 import { startFront, type Front } from '../runtime/front.ts';
 import { decide } from '../runtime/guard.ts';
+import { startJobs, type Jobs, type JobsOptions } from '../jobs/runtime.ts';
+import type { RuntimeModule } from '../jobs/definitions.ts';
+import { importRuntimeModule, loadRuntimeModules } from '../jobs/modules.ts';
 import { adminRoutes } from './admin.ts';
 import { createAdminSession } from './admin-session.ts';
 import { sendUnavailable } from './unavailable.ts';
@@ -25,6 +27,11 @@ declare module 'fastify' {
   }
   interface FastifyInstance {
     outageless: Front;
+    /**
+     * Scheduled tasks and event observers of the site (undefined with `jobs: false`):
+     * `app.outagelessJobs.emit('course_created', { courseId })`.
+     */
+    outagelessJobs: Jobs | undefined;
   }
 }
 
@@ -39,7 +46,15 @@ export interface OutagelessPluginOptions {
   readonly mountComponents?: boolean;
   readonly pollIntervalMs?: number;
   readonly heartbeatMs?: number;
+  /**
+   * Run the components' scheduled tasks and event observers on pg-boss (default true). An
+   * object tunes the runtime (polling intervals, cron, dead-letter attempts).
+   */
+  readonly jobs?: boolean | JobsTuning;
 }
+
+/** Tuning of the jobs runtime (see {@link JobsOptions}). */
+export type JobsTuning = Pick<JobsOptions, 'eventPollIntervalMs' | 'taskPollIntervalMs' | 'schedule' | 'eventAttempts' | 'replayIntervalMs' | 'strict'>;
 
 const plugin: FastifyPluginAsync<OutagelessPluginOptions> = async (app, options) => {
   const root = resolve(options.root);
@@ -56,7 +71,11 @@ const plugin: FastifyPluginAsync<OutagelessPluginOptions> = async (app, options)
     onError: (error) => app.log.warn({ err: error }, 'outageless: state refresh failed; serving on the last known state'),
   });
   app.decorate('outageless', front);
+  let jobs: Jobs | undefined;
+  app.decorate('outagelessJobs', undefined);
   app.addHook('onClose', async () => {
+    // Jobs first: running handlers finish while the database is still open.
+    await jobs?.close();
     await front.close();
     if (ownsDatabase) await database.close();
   });
@@ -93,15 +112,35 @@ const plugin: FastifyPluginAsync<OutagelessPluginOptions> = async (app, options)
 
   await app.register(adminRoutes, { front, adminSecret: options.adminSecret, session });
 
-  if (options.mountComponents ?? true) await mountComponents(app, front);
+  const modules = options.mountComponents ?? true ? await mountComponents(app, front) : undefined;
+
+  if (options.jobs ?? true) {
+    jobs = await startJobs({
+      database,
+      code,
+      front,
+      modules: modules ?? (await loadRuntimeModules(code)),
+      log: app.log,
+      ...(typeof options.jobs === 'object' ? options.jobs : {}),
+    });
+    app.outagelessJobs = jobs;
+  }
 };
 
-/** Registers each component's runtime in its own encapsulated context under its prefix. */
-async function mountComponents(app: FastifyInstance, front: Front): Promise<void> {
+/**
+ * Registers each component's runtime in its own encapsulated context under its prefix, and
+ * returns the loaded modules (their `tasks` and `observers` exports feed the jobs runtime).
+ */
+async function mountComponents(app: FastifyInstance, front: Front): Promise<Map<string, RuntimeModule>> {
+  const modules = new Map<string, RuntimeModule>();
   for (const component of upgradeOrder(front.code)) {
     const file = join(component.dir, 'index.ts');
     if (!existsSync(file)) continue;
-    const routes = (await importDefault(file, component.name)) as FastifyPluginAsync;
+    const module = await importRuntimeModule(file, component.name);
+    modules.set(component.name, module);
+    // An index.ts may hold only handlers (tasks, observers) and no routes.
+    if (module.default === undefined) continue;
+    const routes = module.default as FastifyPluginAsync;
     const area: RouteArea = { area: 'component', component: component.name };
     await app.register(
       async (child) => {
@@ -113,6 +152,7 @@ async function mountComponents(app: FastifyInstance, front: Front): Promise<void
       { prefix: component.name === 'core' ? '' : `/${component.name}` },
     );
   }
+  return modules;
 }
 
 /**
@@ -127,6 +167,8 @@ async function mountComponents(app: FastifyInstance, front: Front): Promise<void
  * const app = Fastify()
  * await app.register(outageless, { root: '/srv/lms', database: process.env.DATABASE_URL, adminSecret: process.env.OUTAGELESS_ADMIN_SECRET })
  * await app.listen({ port: 3000 })
+ * // Components' tasks and observers run on pg-boss; host code emits events:
+ * await app.outagelessJobs?.emit('course_created', { courseId: 42 })
  * ```
  */
 export const outageless = fp(plugin, { fastify: '5.x', name: 'outageless' });

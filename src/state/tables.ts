@@ -69,6 +69,21 @@ export const stateSchema = defineSchema({
       },
       primaryKey: ['component'],
     },
+    // Scheduled tasks that came due while their component was paused (src/jobs): one row per
+    // task however often it came due; a front claims it (delete … returning) and runs it once
+    // when the component is back to normal.
+    outageless_deferred_task: {
+      columns: {
+        component: { type: 'varchar(100)' },
+        task: { type: 'varchar(200)' },
+        // The parent of a subplugin, which pauses for it.
+        parent: { type: 'varchar(100)', nullable: true },
+        times: { type: 'integer' },
+        first_deferred_at: { type: 'timestamp', default: { sql: 'now()' } },
+        last_deferred_at: { type: 'timestamp', default: { sql: 'now()' } },
+      },
+      primaryKey: ['component', 'task'],
+    },
     // Each front (web process) registers itself and refreshes last_seen; rows age out.
     outageless_front: {
       columns: {

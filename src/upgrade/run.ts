@@ -11,9 +11,10 @@ import type { CachePurgePlan, Plan, PlanItem, PlannedStep } from '../plan/plan.t
 import { readPlan } from '../plan/read.ts';
 import { installSchema } from '../schema/ddl.ts';
 import { createSchemaHelpers } from '../schema/postgres-helpers.ts';
-import { bumpCacheRevision } from '../state/flags.ts';
+import { purgePlannedCaches } from '../caches/purge.ts';
 import { appendLog, writeInstalled, writeSavepoint } from '../state/installed.ts';
 import { ensureStateTables } from '../state/tables.ts';
+import { readComponentStates, setComponentState } from '../state/component-state.ts';
 
 /** Progress of a run, for the CLI's output and the admin page's live view. */
 export type UpgradeEvent =
@@ -24,6 +25,8 @@ export type UpgradeEvent =
   | { readonly kind: 'step-skipped'; readonly component: string; readonly step: string; readonly version: number }
   | { readonly kind: 'ddl-retry'; readonly component: string; readonly what: string; readonly attempt: number }
   | { readonly kind: 'component-finished'; readonly component: string; readonly version: number; readonly durationMs: number }
+  | { readonly kind: 'component-paused'; readonly component: string }
+  | { readonly kind: 'component-resumed'; readonly component: string; readonly pausedMs: number; readonly state: 'normal' | 'post-install' }
   | { readonly kind: 'log'; readonly component: string; readonly message: string };
 
 export interface UpgradeOptions {
@@ -39,6 +42,19 @@ export interface UpgradeOptions {
   readonly onEvent?: (event: UpgradeEvent) => void;
   /** Lock timeout for each DDL statement of `ctx.schema`. */
   readonly lockTimeoutMs?: number;
+  /**
+   * Called right after a component is paused, before its steps run: waits for its events
+   * already being processed (the jobs runtime provides it).
+   */
+  readonly drainComponent?: (component: string) => Promise<void>;
+}
+
+/** How long a component was paused during a staged upgrade. */
+export interface ComponentPause {
+  readonly component: string;
+  readonly pausedMs: number;
+  /** `post-install` when an operator had paused it: they return it to normal themselves. */
+  readonly leftIn: 'normal' | 'post-install';
 }
 
 export type UpgradeResult =
@@ -52,6 +68,8 @@ export type UpgradeResult =
       /** What to purge; already done when `purged` is true (maintenance mode). */
       readonly purgeCaches: CachePurgePlan;
       readonly purged: boolean;
+      /** Components paused one at a time (staged upgrade), with their pause durations. */
+      readonly pauses: readonly ComponentPause[];
     };
 
 /**
@@ -101,12 +119,11 @@ export async function runUpgrade(options: UpgradeOptions): Promise<UpgradeResult
 
     const runId = randomUUID();
     await ensureStateTables(database.db);
-    for (const item of plan.pending) {
-      await runComponent({ db: database.db, code, lock: held, runId, emit, lockTimeoutMs: options.lockTimeoutMs }, item);
-    }
+    const pauses = await runComponents({ db: database.db, code, lock: held, runId, emit, lockTimeoutMs: options.lockTimeoutMs }, plan, mode, options.drainComponent);
     const purged = mode === 'maintenance' && plan.purgeCaches.kind !== 'none';
-    if (purged) await bumpCacheRevision(database.db);
-    return { kind: 'upgraded', plan, runId, mode, durationMs: performance.now() - started, purgeCaches: plan.purgeCaches, purged };
+    // `all` moves the global revision, `own` only the listed components' (the metadata hooks' union).
+    if (purged) await purgePlannedCaches(database.db, plan.purgeCaches);
+    return { kind: 'upgraded', plan, runId, mode, durationMs: performance.now() - started, purgeCaches: plan.purgeCaches, purged, pauses };
   } finally {
     await held.release();
     await notifyStateChanged(database.db, 'upgrade-finished').catch(() => {});
@@ -151,6 +168,47 @@ interface RunContext {
   readonly runId: string;
   readonly emit: (event: UpgradeEvent) => void;
   readonly lockTimeoutMs: number | undefined;
+}
+
+/**
+ * Runs the pending components in order. In a staged (`online`) run each component of class
+ * `component` is paused first (a subplugin with its parent), upgraded, passed through
+ * post-install and returned; the rest of the site serves throughout. A component an operator
+ * paused before the run stays theirs: after its upgrade it waits in post-install.
+ *
+ * If a step fails, its component stays paused: serving it against a half-upgraded schema
+ * is exactly what the pause exists to prevent.
+ */
+async function runComponents(run: RunContext, plan: Plan, mode: UpgradeMode, drain: ((component: string) => Promise<void>) | undefined): Promise<ComponentPause[]> {
+  const before = await readComponentStates(run.db);
+  const unitOf = (item: PlanItem) => item.code!.parent ?? item.component;
+  const paused = new Map<string, number>();
+  const pauses: ComponentPause[] = [];
+  for (const [index, item] of plan.pending.entries()) {
+    const unit = unitOf(item);
+    const operatorPaused = before.get(unit)?.pausedByRun === null;
+    if (mode === 'online' && plan.pauses.includes(unit) && !paused.has(unit)) {
+      paused.set(unit, performance.now());
+      if (!operatorPaused) await setComponentState(run.db, unit, 'maintenance', { reason: 'staged upgrade', pausedByRun: run.runId });
+      run.emit({ kind: 'component-paused', component: unit });
+      await drain?.(unit);
+    }
+    await runComponent(run, item);
+    const next = plan.pending[index + 1];
+    if (next && unitOf(next) === unit) continue;
+    if (operatorPaused) await setComponentState(run.db, unit, 'post-install');
+    const started = paused.get(unit);
+    if (started !== undefined) {
+      if (!operatorPaused) {
+        await setComponentState(run.db, unit, 'post-install');
+        await setComponentState(run.db, unit, 'normal');
+      }
+      const pause: ComponentPause = { component: unit, pausedMs: performance.now() - started, leftIn: operatorPaused ? 'post-install' : 'normal' };
+      pauses.push(pause);
+      run.emit({ kind: 'component-resumed', component: unit, pausedMs: pause.pausedMs, state: pause.leftIn });
+    }
+  }
+  return pauses;
 }
 
 async function runComponent(run: RunContext, item: PlanItem): Promise<void> {

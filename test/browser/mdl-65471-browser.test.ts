@@ -156,14 +156,16 @@ describe.skipIf(!postgresAvailable || !chromiumAvailable)('MDL-65471 test plan, 
     codeChanged = true;
   };
 
-  /** Starts `upgrade` and returns once its theme_sleepy step is sleeping. */
-  const startSleepingUpgrade = async (args: string[]): Promise<RunningCli> => {
+  /**
+   * Starts `upgrade` and returns once its theme_sleepy step is sleeping. The running CLI is
+   * wrapped: an async function returning the thenable itself would wait for the CLI to exit.
+   */
+  const startSleepingUpgrade = async (args: string[]): Promise<{ running: RunningCli }> => {
     await rm(started, { force: true });
     const running = run(['upgrade', ...args], 'y\n');
     sleepingOutput = '';
     running.child.stdout?.on('data', (chunk) => (sleepingOutput += chunk));
     running.child.stderr?.on('data', (chunk) => (sleepingOutput += chunk));
-    const dbg = setInterval(() => console.log('DBG', Date.now(), running.child.exitCode, existsSync(started), JSON.stringify(sleepingOutput)), 2000);
     const deadline = Date.now() + 30_000;
     while (!existsSync(started)) {
       if (running.child.exitCode !== null || running.child.signalCode !== null) {
@@ -173,9 +175,8 @@ describe.skipIf(!postgresAvailable || !chromiumAvailable)('MDL-65471 test plan, 
       if (Date.now() > deadline) throw new Error(`the upgrade never reached the sleep:\n${sleepingOutput}`);
       await sleep(25);
     }
-    clearInterval(dbg);
     expect(running.child.exitCode).toBeNull();
-    return running;
+    return { running };
   };
 
   /** The plan's "cancel command for the OS": Ctrl+C, SIGINT; SIGTERM only if SIGINT does not stop it. */
@@ -341,20 +342,30 @@ describe.skipIf(!postgresAvailable || !chromiumAvailable)('MDL-65471 test plan, 
   });
 
   afterAll(async () => {
-    if (sleeping && sleeping.child.exitCode === null && sleeping.child.signalCode === null) {
-      sleeping.child.kill('SIGKILL');
-      await sleeping;
-    }
-    await browser?.close();
+    // Every clean-up runs even if an earlier one fails; the first failure is reported.
+    const problems: unknown[] = [];
+    const attempt = async (cleanup: () => Promise<unknown>) => {
+      try {
+        await cleanup();
+      } catch (error) {
+        problems.push(error);
+      }
+    };
+    await attempt(async () => {
+      const child = sleeping?.child;
+      if (child && child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGKILL');
+        await sleeping;
+      }
+    });
+    await attempt(async () => browser?.close());
     const last = front;
     front = undefined;
-    try {
-      if (last) await stopFront(last);
-    } finally {
-      await site?.cleanup();
-      await scratch?.drop();
-      if (signals) await rm(signals, { recursive: true, force: true });
-    }
+    if (last) await attempt(() => stopFront(last));
+    await attempt(async () => site?.cleanup());
+    await attempt(async () => scratch?.drop());
+    if (signals) await attempt(() => rm(signals, { recursive: true, force: true }));
+    if (problems.length > 0) throw problems[0];
   });
 
   it('steps 1–2: a core version bump upgrades after confirmation at the prompt', async () => {
@@ -473,7 +484,7 @@ describe.skipIf(!postgresAvailable || !chromiumAvailable)('MDL-65471 test plan, 
   });
 
   it('step 22: the accepted upgrade runs in maintenance mode and sleeps', async () => {
-    sleeping = await startSleepingUpgrade([]);
+    ({ running: sleeping } = await startSleepingUpgrade([]));
     expect(sleepingOutput).toContain('Upgrade now? The site goes into maintenance while it runs. [y/N]');
     expect(sleepingOutput).toContain('Upgrade lock taken (maintenance mode).');
     expect(sleepingOutput).toContain('theme_sleepy: upgrading');
@@ -542,7 +553,7 @@ describe.skipIf(!postgresAvailable || !chromiumAvailable)('MDL-65471 test plan, 
   });
 
   it('step 27: --no-maintenance --set-ui-upgrade-lock, accepted, upgrades online and sleeps', async () => {
-    sleeping = await startSleepingUpgrade(['--no-maintenance', '--set-ui-upgrade-lock']);
+    ({ running: sleeping } = await startSleepingUpgrade(['--no-maintenance', '--set-ui-upgrade-lock']));
     expect(sleepingOutput).toContain('Upgrade now, without maintenance? [y/N]');
     expect(sleepingOutput).toContain('Upgrade lock taken (online mode).');
     const status = await statusJson();

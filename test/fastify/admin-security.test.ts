@@ -57,7 +57,10 @@ function setCookieLine(response: Response, name: string): string | undefined {
 /** A browser for `app.inject`: keeps the cookies the server sets and sends them back. */
 class Client {
   readonly cookies = new Map<string, string>();
-  constructor(readonly app: FastifyInstance) {}
+  readonly app: FastifyInstance;
+  constructor(app: FastifyInstance) {
+    this.app = app;
+  }
 
   async request(options: { method?: 'GET' | 'POST'; url: string; accept?: string; form?: Record<string, string>; headers?: Record<string, string> }): Promise<Response> {
     const headers: Record<string, string> = { accept: options.accept ?? 'text/html', ...options.headers };
@@ -358,7 +361,7 @@ export default defineInstall(async ({ log }) => {
     expect((await otherSession.login()).statusCode).toBe(303);
     const otherToken = csrfToken((await otherSession.get('/admin/upgrade')).body);
 
-    for (const form of [{}, { _csrf: otherToken }, { _csrf: 'nope' }]) {
+    for (const form of [{}, { _csrf: otherToken }, { _csrf: 'nope' }] as Record<string, string>[]) {
       const response = await admin.post('/admin/logout', form);
       expect(response.statusCode, JSON.stringify(form)).toBe(403);
       expect(setCookieLine(response, SESSION)).toBeUndefined();

@@ -95,7 +95,10 @@ type Response = Awaited<ReturnType<FastifyInstance['inject']>>;
 /** A browser for `app.inject`: keeps the cookies the server sets and sends them back. */
 class Client {
   readonly cookies = new Map<string, string>();
-  constructor(readonly app: FastifyInstance) {}
+  readonly app: FastifyInstance;
+  constructor(app: FastifyInstance) {
+    this.app = app;
+  }
 
   async request(options: { method?: 'GET' | 'POST'; url: string; accept?: string; form?: Record<string, string> }): Promise<Response> {
     const headers: Record<string, string> = { accept: options.accept ?? 'text/html' };
@@ -225,9 +228,9 @@ async function pollProgress(admin: Client, timeoutMs = 25_000): Promise<{ runnin
 // Embedded database
 //
 // One PGlite instance serves the whole section (each new instance costs seconds of initdb),
-// so the describes below run in order over one site's life: installed at release 1, upgraded
-// to 2 with release 1, 2 and 3 fronts on it, then upgraded to 3 from the admin page. Every
-// test resets the flags it sets.
+// so the describes below run in order over one site's life: empty, installed at release 1,
+// upgraded to 2 with release 1, 2 and 3 fronts on it, then upgraded to 3 from the admin page.
+// afterEach clears the flags and the lock a test may leave behind.
 
 describe('the guard on the embedded database', () => {
   let database: SiteDatabase;
@@ -250,7 +253,6 @@ describe('the guard on the embedded database', () => {
 
   beforeAll(async () => {
     database = await openDatabase(memoryUrl('embedded'));
-    await upgradeTo(database, 1);
   });
 
   afterEach(async () => {
@@ -266,11 +268,42 @@ describe('the guard on the embedded database', () => {
     await database?.close();
   });
 
+  describe('release 1 front on an empty database: not installed', () => {
+    let visitor: Client;
+    let admin: Client;
+
+    beforeAll(async () => {
+      const app = await front(1);
+      visitor = new Client(app);
+      admin = new Client(app);
+      await admin.login();
+    });
+
+    it('component routes answer 503 NOT_INSTALLED; /healthz and /readyz answer 200', async () => {
+      for (const url of RELEASE_2_ROUTES) await expectUnavailable(visitor, url, 'OUTAGELESS_NOT_INSTALLED');
+      await expectUnavailablePage(visitor, '/', 'not installed');
+      expect((await visitor.json('/healthz')).statusCode).toBe(200);
+      expect((await visitor.json('/readyz')).statusCode).toBe(200);
+    });
+
+    it('admins are sent to the upgrade page, which offers the install', async () => {
+      const dashboard = await admin.get('/admin');
+      expect(dashboard.statusCode).toBe(302);
+      expect(dashboard.headers.location).toBe('/admin/upgrade');
+      const page = await admin.get('/admin/upgrade');
+      expect(page.statusCode).toBe(200);
+      expect(page.body).toContain('id="upgrade-now"');
+      expect(planRow(page.body, 'core')).toContain('fresh install');
+    });
+  });
+
   describe('release 2 code on a release 1 database: pending, class none', () => {
     let visitor: Client;
     let admin: Client;
 
     beforeAll(async () => {
+      await upgradeTo(database, 1);
+      await refreshAll();
       const app = await front(2);
       visitor = new Client(app);
       admin = new Client(app);
@@ -307,6 +340,7 @@ describe('the guard on the embedded database', () => {
 
     beforeAll(async () => {
       await upgradeTo(database, 2, 'online');
+      await refreshAll();
       visitor = new Client(await front(1));
     });
 
@@ -669,8 +703,13 @@ describe.skipIf(!postgresAvailable)('fronts on PostgreSQL follow the state throu
   });
 
   afterEach(async () => {
+    // A failed test must not leave its state to the next one.
     await held?.release();
     held = undefined;
+    await setSiteMaintenance(database.db, false);
+    await setUiUpgradeLock(database.db, false);
+    await current.outageless.refresh();
+    await ahead.outageless.refresh();
   });
 
   afterAll(async () => {
