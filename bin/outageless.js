@@ -1,5 +1,15 @@
 #!/usr/bin/env node
 // The published CLI runs the compiled JavaScript: Node does not strip types inside node_modules.
-import { main } from '../dist/cli/main.js';
+import module from 'node:module';
 
+// Startup time is part of the product (deploy pipelines call --is-pending on every deploy):
+// the compile cache spares recompiling the CLI and every component file on each run.
+module.enableCompileCache?.();
+// `outageless status | head` closes the pipe early; that is not an error worth a stack trace.
+process.stdout.on('error', (error) => {
+  if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw error;
+});
+
+const { main } = await import('../dist/cli/main.js');
 process.exitCode = await main(process.argv.slice(2));

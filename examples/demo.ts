@@ -5,7 +5,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { openDatabase, resolveDatabaseUrl, setSiteMaintenance } from 'outageless';
+import { openDatabase, resolveDatabaseUrl, setSiteMaintenance } from 'outageless/host';
 import { outageless } from 'outageless/fastify';
 import { cpSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';

@@ -180,6 +180,16 @@ export const errors = {
     exitCode: ExitCode.locked,
     hint: 'Wait for it to finish, or pass --wait <seconds> to queue behind it.',
   })),
+  unknownComponent: factory('OUTAGELESS_ERR_UNKNOWN_COMPONENT_NAME', (name: string, known: readonly string[]) => ({
+    message: `no component "${name}" on disk`,
+    location: { component: name },
+    hint: `Use one of: ${known.join(', ')}.`,
+  })),
+  notDisableable: factory('OUTAGELESS_ERR_NOT_DISABLEABLE', (component: string, file: string, why: string) => ({
+    message: `${component} cannot be paused on its own: ${why}`,
+    location: { component, file, field: 'maintenance.disableable' },
+    hint: 'Declare maintenance: { disableable: true } in its version.ts once its callbacks into other pages may be skipped, or use whole-site maintenance.',
+  })),
   upgradeLockLost: factory('OUTAGELESS_ERR_UPGRADE_LOCK_LOST', () => ({
     message: 'the upgrade lock was lost (its database session ended); the current step was rolled back so two upgraders never apply it',
     exitCode: ExitCode.locked,

@@ -41,9 +41,9 @@ async function cli(root: string, databaseUrl: string): Promise<Record<string, nu
   const { lap, phases } = stopwatch();
   await import(dist('cli/main.js'));
   lap('import dist/cli/main.js (commander, kysely, pg, zod and src)');
-  const { discoverSite, openDatabase, readPlan } = (await import(dist('index.js'))) as typeof import('../../src/index.ts');
+  const { discoverSite, openDatabase, readPlan } = (await import(dist('host.js'))) as typeof import('../../src/host.ts');
   const { formatPlan } = (await import(dist('cli/format.js'))) as typeof import('../../src/cli/format.ts');
-  lap('import dist/index.js on top of it');
+  lap('import dist/host.js on top of it');
   const code = await discoverSite(root);
   lap(`discoverSite: ${code.components.size} components`);
   const database = await openDatabase(databaseUrl);

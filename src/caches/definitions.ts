@@ -26,23 +26,7 @@ export interface CacheDefinition {
 /** A component's caches, keyed by name. */
 export type CacheDefinitions = Readonly<Record<string, CacheDefinition>>;
 
-/**
- * Declares a component's caches in `db/caches.ts`. It only freezes what it is given, so a
- * plain object default export works the same.
- *
- * @example
- * ```ts
- * import { defineCaches } from 'outageless'
- *
- * export default defineCaches({
- *   report_cache: { mode: 'application', ttlSeconds: 300, maxEntries: 1000, description: 'Rendered reports' },
- *   permissions: { mode: 'request' },
- * })
- * ```
- */
-export function defineCaches<T extends Record<string, CacheDefinition>>(caches: T): Readonly<T> {
-  return Object.freeze({ ...caches });
-}
+export { defineCaches } from './define.ts';
 
 const cacheName = z.string().regex(/^[a-z][a-z0-9_]*$/, 'cache names are lower case: letters, digits and "_", starting with a letter');
 

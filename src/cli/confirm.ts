@@ -15,7 +15,11 @@ export async function confirm(question: string): Promise<boolean> {
   process.stdout.write(`${question} [y/N] `);
   const reader = createInterface({ input: process.stdin, terminal: false });
   try {
-    for await (const line of reader) return /^\s*y(es)?\s*$/i.test(line);
+    for await (const line of reader) {
+      process.stdout.write('\n'); // the answer came from a pipe, so nothing echoed a newline
+      return /^\s*y(es)?\s*$/i.test(line);
+    }
+    process.stdout.write('\n');
     return false;
   } finally {
     reader.close();

@@ -2,6 +2,9 @@ import { resolve } from 'node:path';
 import { Command } from 'commander';
 import { errors, ExitCode } from '../errors.ts';
 import { setSiteMaintenance } from '../state/flags.ts';
+import { setComponentState } from '../state/component-state.ts';
+import { discoverSite, type SiteCode } from '../component/discover.ts';
+import { waitForInFlightJobs } from '../jobs/in-flight.ts';
 import { output, withDatabase, withSiteOptions, type CommandResult, type SiteOptions } from './context.ts';
 
 /** `outageless maintenance enable|disable [--message <text>]`: whole-site maintenance. */
@@ -11,9 +14,21 @@ export function maintenanceCommand(run: (result: Promise<CommandResult>) => void
     withSiteOptions(new Command('enable'))
       .description('put the whole site into maintenance (admins keep the admin area)')
       .option('--message <text>', 'message shown on the 503 page')
-      .action((options: SiteOptions & { message?: string }) =>
+      .option('--component <name>', 'pause only this component (its manifest must say maintenance: { disableable: true })')
+      .option('--drain-timeout <seconds>', 'how long to wait for its events already being processed', '60')
+      .action((options: SiteOptions & { message?: string; component?: string; drainTimeout: string }) =>
         run(
           withDatabase(options, async (database) => {
+            if (options.component) {
+              const component = await pausableComponent(options.root, options.component);
+              await setComponentState(database.db, component.name, 'maintenance', { reason: options.message ?? null });
+              output(options).text(`${component.name} is in maintenance: its routes answer 503, its tasks are deferred and its events queue.`);
+              // Events already being processed finish first; the pause is committed, so no new one starts.
+              await waitForInFlightJobs(database, [component.name, ...subpluginsOf(component.name, component.code)], { timeoutMs: Number(options.drainTimeout) * 1000 });
+              output(options).text('No event or task of it is running any more.');
+              output(options).json({ component: component.name, state: 'maintenance' });
+              return ExitCode.ok;
+            }
             await setSiteMaintenance(database.db, true, options.message ?? null);
             output(options).text(`Maintenance enabled${options.message ? `: ${options.message}` : ''}.`);
             output(options).json({ maintenance: { enabled: true, message: options.message ?? null } });
@@ -24,10 +39,18 @@ export function maintenanceCommand(run: (result: Promise<CommandResult>) => void
   );
   command.addCommand(
     withSiteOptions(new Command('disable'))
-      .description('end whole-site maintenance')
-      .action((options: SiteOptions) =>
+      .description('end whole-site maintenance, or one component\'s (maintenance or post-install)')
+      .option('--component <name>', 'return only this component to normal')
+      .action((options: SiteOptions & { component?: string }) =>
         run(
           withDatabase(options, async (database) => {
+            if (options.component) {
+              const component = await pausableComponent(options.root, options.component);
+              await setComponentState(database.db, component.name, 'normal');
+              output(options).text(`${component.name} is back to normal: queued events are replayed in order and deferred tasks run once.`);
+              output(options).json({ component: component.name, state: 'normal' });
+              return ExitCode.ok;
+            }
             await setSiteMaintenance(database.db, false);
             output(options).text('Maintenance disabled.');
             output(options).json({ maintenance: { enabled: false, message: null } });
@@ -37,6 +60,23 @@ export function maintenanceCommand(run: (result: Promise<CommandResult>) => void
       ),
   );
   return command;
+}
+
+/** Finds `name` on disk and checks it may pause on its own. */
+async function pausableComponent(root: string, name: string): Promise<{ name: string; code: SiteCode }> {
+  const code = await discoverSite(root);
+  const component = code.components.get(name);
+  if (!component) throw errors.unknownComponent(name, [...code.components.keys()]);
+  if (component.parent) throw errors.notDisableable(name, component.versionFile, `${name} is a subplugin: it pauses with its parent ${component.parent}`);
+  if (name === 'core') throw errors.notDisableable(name, component.versionFile, 'core cannot pause on its own; use `outageless maintenance enable` for the whole site');
+  if (!component.manifest.maintenance?.disableable) {
+    throw errors.notDisableable(name, component.versionFile, `${component.versionFile} does not declare maintenance: { disableable: true }`);
+  }
+  return { name, code };
+}
+
+function subpluginsOf(name: string, code: SiteCode): string[] {
+  return [...code.components.values()].filter((c) => c.parent === name).map((c) => c.name);
 }
 
 interface ServeOptions extends SiteOptions {

@@ -1,9 +1,15 @@
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { ExitCode, isOutagelessError } from '../errors.ts';
 import type { CommandResult } from './context.ts';
 import { checkSchemaCommand, purgeCachesCommand, statusCommand } from './site-commands.ts';
 import { maintenanceCommand, serveCommand } from './front-commands.ts';
 import { upgradeCommand } from './upgrade-command.ts';
+
+function packageVersion(): string {
+  const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return manifest.version;
+}
 
 /**
  * The `outageless` command line. Every command returns its exit code; errors users can act
@@ -18,6 +24,7 @@ export async function main(argv: readonly string[]): Promise<number> {
 
   const program = new Command('outageless')
     .description('Upgrade plugin-based Node.js applications with the smallest outage each change allows.')
+    .version(packageVersion(), '-V, --version')
     .exitOverride()
     .configureOutput({ writeErr: (text) => process.stderr.write(text) })
     .addCommand(upgradeCommand(run))

@@ -6,6 +6,7 @@ import { readPlan } from '../plan/read.ts';
 import { setUiUpgradeLock } from '../state/flags.ts';
 import { runUpgrade, type UpgradeEvent } from '../upgrade/run.ts';
 import { confirm } from './confirm.ts';
+import { waitForInFlightJobs } from '../jobs/in-flight.ts';
 import { output, withDatabase, withSiteOptions, type CommandResult, type SiteOptions } from './context.ts';
 import { formatPlan, planToJson, purgeCommands } from './format.ts';
 
@@ -81,6 +82,8 @@ async function upgrade(flags: UpgradeFlags): Promise<CommandResult> {
       mode,
       waitSeconds,
       allowUnstable: flags.allowUnstable ?? false,
+      // A paused component's events already being processed finish before its steps run.
+      drainComponent: (component) => waitForInFlightJobs(database, [component, ...[...code.components.values()].filter((c) => c.parent === component).map((c) => c.name)], { timeoutMs: 60_000 }),
       onEvent: (event) => out.text(describeEvent(event)),
       confirm: async (plan) => {
         out.text(formatPlan(plan));

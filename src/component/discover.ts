@@ -58,7 +58,7 @@ async function loadComponent(root: string, dir: string, name: string, type: stri
     throw error;
   });
   const manifest = validateVersion(display, loaded, name);
-  return { name, type, dir, parent, manifest, versionFile: display, definitions: await hashDefinitions(dir) };
+  return { name, type, dir, parent, manifest, versionFile: display, definitions: hashDefinitions(dir) };
 }
 
 /**

@@ -10,11 +10,16 @@ import { errors } from '../errors.ts';
  * that sees an edited file loads the new text instead of Node's cached module.
  */
 export async function importDefault(file: string, component?: string): Promise<unknown> {
+  return ((await importModule(file, component)) as { default?: unknown }).default;
+}
+
+/** Imports a component file and returns the whole module (a runtime's named handlers, say). */
+export async function importModule(file: string, component?: string): Promise<Record<string, unknown>> {
   try {
     const info = await stat(file);
-    const url = `${pathToFileURL(file).href}?v=${info.size}-${info.mtimeMs}`;
-    const module = (await import(url)) as { default?: unknown };
-    return module.default;
+    // Integers only: a fractional mtime ('…-1795317435775.826') looks like a file extension to Vite.
+    const url = `${pathToFileURL(file).href}?v=${info.size}-${Math.trunc(info.mtimeMs * 1000)}`;
+    return (await import(url)) as Record<string, unknown>;
   } catch (error) {
     throw errors.loadFailed(file, error, component);
   }

@@ -9,6 +9,8 @@ import { upgradeOrder } from '../plan/order.ts';
 import { startFront, type Front } from '../runtime/front.ts';
 import { decide } from '../runtime/guard.ts';
 import { startJobs, type Jobs, type JobsOptions } from '../jobs/runtime.ts';
+import { attachCaches } from '../caches/front.ts';
+import type { CacheStore } from '../caches/store.ts';
 import type { RuntimeModule } from '../jobs/definitions.ts';
 import { importRuntimeModule, loadRuntimeModules } from '../jobs/modules.ts';
 import { adminRoutes } from './admin.ts';
@@ -32,6 +34,8 @@ declare module 'fastify' {
      * `app.outagelessJobs.emit('course_created', { courseId })`.
      */
     outagelessJobs: Jobs | undefined;
+    /** In-process caches of db/caches.ts definitions; purges reach them through the site state. */
+    outagelessCaches: CacheStore;
   }
 }
 
@@ -73,6 +77,11 @@ const plugin: FastifyPluginAsync<OutagelessPluginOptions> = async (app, options)
   app.decorate('outageless', front);
   let jobs: Jobs | undefined;
   app.decorate('outagelessJobs', undefined);
+  const caches = await attachCaches(front);
+  app.decorate('outagelessCaches', caches);
+  // Request-scoped caches cost an AsyncLocalStorage scope per request: only when declared.
+  const requestCaches = [...caches.definitions.values()].some((definitions) => Object.values(definitions).some((cache) => cache.mode === 'request'));
+  if (requestCaches) app.addHook('onRequest', caches.requestHook);
   app.addHook('onClose', async () => {
     // Jobs first: running handlers finish while the database is still open.
     await jobs?.close();
