@@ -10,6 +10,7 @@ import { diffSchema } from '../schema/diff.ts';
 import { readFlags } from '../state/flags.ts';
 import { readInstalled } from '../state/installed.ts';
 import { isStateTable } from '../state/tables.ts';
+import { readComponentStates } from '../state/component-state.ts';
 import { listFronts, STALE_AFTER_HEARTBEATS } from '../runtime/front-registry.ts';
 import { output, withDatabase, withSiteOptions, type CommandResult, type SiteOptions } from './context.ts';
 import { formatFlags, formatPlan, planToJson } from './format.ts';
@@ -29,7 +30,11 @@ export function statusCommand(run: (result: Promise<CommandResult>) => void): Co
           ]);
           out.text(`Site: ${options.root}\nDatabase: ${database.displayUrl}${plan.siteInstalled ? '' : ' (not installed)'}`);
           const fronts = await listFronts(database.db, await readInstalled(database.db), { staleAfterMs: STALE_AFTER_HEARTBEATS * 5000 });
+          const componentStates = await readComponentStates(database.db);
           out.text(formatFlags(flags, holder));
+          if (componentStates.size > 0) {
+            out.text(`paused components: ${[...componentStates.values()].map((c) => `${c.component} (${c.state}${c.state === 'post-install' ? ': admins only' : ''}, since ${c.since.toISOString()})`).join(', ')}`);
+          }
           out.text(formatPlan(plan, { all: true }));
           out.text(fronts.length === 0 ? 'Fronts: none registered' : `Fronts:\n${fronts.map((f) => `  ${f.host} pid ${f.pid}${f.url ? ` ${f.url}` : ''}  ${f.relation}${f.differences.length ? ` (${f.differences.map((d) => `${d.component} code ${d.code ?? '-'} db ${d.installed ?? '-'}`).join(', ')})` : ''}${Object.values(f.components).some((c) => c.codeIncrement) ? `  increments: ${Object.entries(f.components).filter(([, c]) => c.codeIncrement).map(([n, c]) => `${n} ${c.codeIncrement}`).join(', ')}` : ''}`).join('\n')}`);
           out.json({
@@ -37,6 +42,7 @@ export function statusCommand(run: (result: Promise<CommandResult>) => void): Co
             flags: { ...flags, maintenance: { ...flags.maintenance, enabled: flags.maintenance.enabled || holder?.mode === 'maintenance' } },
             upgradeRunning: holder ? { ...holder, since: holder.since.toISOString() } : null,
             fronts,
+            componentStates: [...componentStates.values()].map((c) => ({ ...c, since: c.since.toISOString() })),
             ...planToJson(plan),
           });
           return ExitCode.ok;

@@ -10,6 +10,7 @@ import { startFront, type Front } from '../runtime/front.ts';
 import { decide } from '../runtime/guard.ts';
 import { startJobs, type Jobs, type JobsOptions } from '../jobs/runtime.ts';
 import { attachCaches } from '../caches/front.ts';
+import { createCallbacks, type Callbacks } from '../runtime/callbacks.ts';
 import type { CacheStore } from '../caches/store.ts';
 import type { RuntimeModule } from '../jobs/definitions.ts';
 import { importRuntimeModule, loadRuntimeModules } from '../jobs/modules.ts';
@@ -36,6 +37,8 @@ declare module 'fastify' {
     outagelessJobs: Jobs | undefined;
     /** In-process caches of db/caches.ts definitions; purges reach them through the site state. */
     outagelessCaches: CacheStore;
+    /** Hooks components offer into other pages; paused components' are skipped. */
+    outagelessCallbacks: Callbacks;
   }
 }
 
@@ -122,6 +125,7 @@ const plugin: FastifyPluginAsync<OutagelessPluginOptions> = async (app, options)
   await app.register(adminRoutes, { front, adminSecret: options.adminSecret, session });
 
   const modules = options.mountComponents ?? true ? await mountComponents(app, front) : undefined;
+  app.decorate('outagelessCallbacks', createCallbacks(front, modules ?? (await loadRuntimeModules(code))));
 
   if (options.jobs ?? true) {
     jobs = await startJobs({

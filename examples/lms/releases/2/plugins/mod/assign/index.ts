@@ -12,8 +12,8 @@ export default async function routes(app: { get: (path: string, handler: () => u
  * change and never affects the component's definitions hash.
  */
 export const tasks = {
-  async send_due_reminders(ctx: { db: { selectFrom: (table: string) => any }; log: (message: string) => void }): Promise<void> {
+  async send_due_reminders(ctx: { db: { selectFrom: (table: string) => any }; log: { info: (message: string) => void } }): Promise<void> {
     const due = await ctx.db.selectFrom('assign').select('id').where('id', '>', 0).execute();
-    ctx.log(`send_due_reminders: ${due.length} assignment(s) checked`);
+    ctx.log.info(`send_due_reminders: ${due.length} assignment(s) checked`);
   },
 };
