@@ -74,6 +74,10 @@ async function measure(serverUrl: string, staged: boolean, log: (message: string
   try {
     await copyRelease(site.root, FROM);
     expectExit(await runNode([BIN, 'upgrade', '--non-interactive', ...siteArgs]), 0, `install of release ${FROM}`);
+    // A rolling deploy: the new code reaches every front first, with the UI upgrade lock set so
+    // code ahead of the database keeps serving; then the CLI runs the upgrade.
+    await copyRelease(site.root, TO);
+    expectExit(await runNode([BIN, 'upgrade', '--is-maintenance-required', '--set-ui-upgrade-lock', ...siteArgs]), 3, 'UI lock for the rollout');
     fronts.push(await startFront(site.root, database.url), await startFront(site.root, database.url));
     const others: string[] = [];
     for (const route of OTHER_ROUTES) {
@@ -82,8 +86,6 @@ async function measure(serverUrl: string, staged: boolean, log: (message: string
       if (response.status === 200) others.push(route);
     }
     if (others.length === 0) throw new Error('no other component route answers 200');
-    // New code on disk; the fronts keep the code they loaded (as during a rolling deploy).
-    await copyRelease(site.root, TO);
     const groups = { paused: PAUSED_ROUTES, other: others };
     const loads = Object.entries(groups).flatMap(([group, routes]) => fronts.map((front) => ({
       group,

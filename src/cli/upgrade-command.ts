@@ -112,7 +112,7 @@ async function upgrade(flags: UpgradeFlags): Promise<CommandResult> {
     if (result.purged) out.text(result.purgeCaches.kind === 'own' ? `Caches of ${result.purgeCaches.components.join(', ')} purged.` : 'Caches purged.');
     if (ownPurged.length > 0) out.text(`Caches purged (--purge-own-caches):\n${ownPurged.map((p) => `  outageless purge-caches --component ${p.component}    # done: revision ${p.revision}`).join('\n')}`);
     if (purge.length > 0) out.text(`Purge caches after all traffic runs the new code:\n${purge.map((c) => `  ${c}`).join('\n')}`);
-    out.json({ result: 'upgraded', runId: result.runId, mode: result.mode, durationMs: Math.round(result.durationMs), purged: result.purged || ownPurged.length > 0, purgedComponents: ownPurged, pauses: result.pauses.map((p) => ({ ...p, pausedMs: Math.round(p.pausedMs) })), purgeCommands: purge, ...planToJson(result.plan) });
+    out.json({ result: 'upgraded', runId: result.runId, mode: result.mode, durationMs: Math.round(result.durationMs), purged: result.purged || ownPurged.length > 0, purgedComponents: ownPurged, purgeCommands: purge, ...planToJson(result.plan), pauses: result.pauses.map((p) => ({ ...p, pausedMs: Math.round(p.pausedMs) })) });
     return ExitCode.ok;
   });
 }
