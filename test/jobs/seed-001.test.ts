@@ -140,6 +140,8 @@ describe.skipIf(!postgresAvailable)('seed 001: one plugin in maintenance while t
     // Fire it as its cron schedule would: a job on its pg-boss queue, picked up by a front's worker.
     await sql`insert into ${sql.ref(`${JOBS_SCHEMA}.job`)} (name, data) values (${TASK_QUEUE}, ${JSON.stringify({ trigger: 'cron' })}::jsonb)`.execute(database.db);
     await waitFor('the deferral', async () => (await readDeferredTasks(database.db)).some((d) => d.component === 'mod_assign' && d.task === 'send_due_reminders'), 15_000);
+    // The worker records the deferral and then completes the job: wait for both.
+    await waitFor('the deferred job to complete', async () => (await readInFlightJobs(database.db, ['mod_assign'])).length === 0, 15_000);
     expect((await taskJobs()).filter((job) => job.trigger === 'deferred')).toEqual([]);
   });
 
