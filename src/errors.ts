@@ -83,16 +83,30 @@ export function isOutagelessError(error: unknown, code?: string): error is Outag
   return error instanceof OutagelessError && (code === undefined || error.code === code);
 }
 
-type Factory<A extends unknown[]> = ((...args: A) => OutagelessError) & { readonly code: string };
+/** An error factory that carries its stable code. */
+export type ErrorFactory<A extends unknown[]> = ((...args: A) => OutagelessError) & { readonly code: string };
 
 /**
  * Builds an error factory with a stable code, in the way Fastify's `createError` does: the
- * factory carries its `code` so callers can compare without constructing an error.
+ * factory carries its `code` so callers can compare without constructing an error. Each
+ * folder that owns codes (caches, jobs) builds its factories with it.
+ *
+ * @example
+ * ```ts
+ * export const cacheErrors = {
+ *   unknownCache: errorFactory('OUTAGELESS_ERR_UNKNOWN_CACHE', (component: string, name: string) => ({
+ *     message: `${component} declares no cache "${name}"`,
+ *     location: { component },
+ *     hint: 'Declare it in db/caches.ts.',
+ *   })),
+ * }
+ * isOutagelessError(error, cacheErrors.unknownCache.code)
+ * ```
  */
-function factory<A extends unknown[]>(
+export function errorFactory<A extends unknown[]>(
   code: string,
   build: (...args: A) => { message: string; location?: ErrorLocation; hint?: string; exitCode?: ExitCodeValue; cause?: unknown },
-): Factory<A> {
+): ErrorFactory<A> {
   const make = (...args: A) => {
     const { message, ...options } = build(...args);
     return new OutagelessError(code, message, options);
@@ -101,140 +115,140 @@ function factory<A extends unknown[]>(
 }
 
 export const errors = {
-  manifestInvalid: factory('OUTAGELESS_ERR_MANIFEST_INVALID', (file: string, field: string, problem: string, component?: string) => ({
+  manifestInvalid: errorFactory('OUTAGELESS_ERR_MANIFEST_INVALID', (file: string, field: string, problem: string, component?: string) => ({
     message: `${field}: ${problem}`,
     location: { file, field, ...(component ? { component } : {}) },
     hint: `Correct "${field}" in ${file}. Versions are integers in the form YYYYMMDDXX.`,
   })),
-  componentNameMismatch: factory('OUTAGELESS_ERR_COMPONENT_NAME', (file: string, declared: string, expected: string) => ({
+  componentNameMismatch: errorFactory('OUTAGELESS_ERR_COMPONENT_NAME', (file: string, declared: string, expected: string) => ({
     message: `version.ts declares component "${declared}" but its directory makes it "${expected}"`,
     location: { file, component: expected, field: 'component' },
     hint: `Set component: '${expected}' in ${file}, or move the directory so its path matches "${declared}".`,
   })),
-  duplicateComponent: factory('OUTAGELESS_ERR_DUPLICATE_COMPONENT', (component: string, first: string, second: string) => ({
+  duplicateComponent: errorFactory('OUTAGELESS_ERR_DUPLICATE_COMPONENT', (component: string, first: string, second: string) => ({
     message: `component "${component}" is defined twice: ${first} and ${second}`,
     location: { component, file: second },
     hint: 'Remove one of the two directories; each component may exist once per site.',
   })),
-  duplicateStep: factory('OUTAGELESS_ERR_DUPLICATE_STEP', (file: string, component: string, what: 'version' | 'id', value: string) => ({
+  duplicateStep: errorFactory('OUTAGELESS_ERR_DUPLICATE_STEP', (file: string, component: string, what: 'version' | 'id', value: string) => ({
     message: `two upgrade steps share the ${what} ${value}`,
     location: { file, component, step: value, field: what },
     hint: what === 'id'
       ? 'Give every step of a component a distinct, stable id.'
       : 'Give each step its own version; bump the second one (YYYYMMDDXX, XX counts within a day).',
   })),
-  stepAboveVersion: factory('OUTAGELESS_ERR_STEP_ABOVE_VERSION', (file: string, component: string, step: string, stepVersion: number, version: number) => ({
+  stepAboveVersion: errorFactory('OUTAGELESS_ERR_STEP_ABOVE_VERSION', (file: string, component: string, step: string, stepVersion: number, version: number) => ({
     message: `step "${step}" has version ${stepVersion}, above the component's version ${version}`,
     location: { file, component, step, field: 'version' },
     hint: `Raise version in version.ts to at least ${stepVersion}, or lower the step's version.`,
   })),
-  stepsOutOfOrder: factory('OUTAGELESS_ERR_STEP_ORDER', (file: string, component: string, step: string, stepVersion: number, previous: number) => ({
+  stepsOutOfOrder: errorFactory('OUTAGELESS_ERR_STEP_ORDER', (file: string, component: string, step: string, stepVersion: number, previous: number) => ({
     message: `step "${step}" (version ${stepVersion}) comes after a step with version ${previous}`,
     location: { file, component, step, field: 'steps' },
     hint: 'List steps in ascending version order, as they run.',
   })),
-  requiresNewerCore: factory('OUTAGELESS_ERR_REQUIRES_CORE', (file: string, component: string, requires: number, core: number) => ({
+  requiresNewerCore: errorFactory('OUTAGELESS_ERR_REQUIRES_CORE', (file: string, component: string, requires: number, core: number) => ({
     message: `requires core ${requires}, but the core on disk is ${core}`,
     location: { file, component, field: 'requires' },
     hint: `Deploy a core at version ${requires} or later, or install a release of ${component} made for this core.`,
   })),
-  dependencyMissing: factory('OUTAGELESS_ERR_DEPENDENCY_MISSING', (file: string, component: string, dependency: string) => ({
+  dependencyMissing: errorFactory('OUTAGELESS_ERR_DEPENDENCY_MISSING', (file: string, component: string, dependency: string) => ({
     message: `depends on "${dependency}", which is not on disk`,
     location: { file, component, field: `dependencies.${dependency}` },
     hint: `Add ${dependency} to the site, or remove it from the dependencies of ${component}.`,
   })),
-  dependencyTooOld: factory('OUTAGELESS_ERR_DEPENDENCY_TOO_OLD', (file: string, component: string, dependency: string, needed: number, found: number) => ({
+  dependencyTooOld: errorFactory('OUTAGELESS_ERR_DEPENDENCY_TOO_OLD', (file: string, component: string, dependency: string, needed: number, found: number) => ({
     message: `depends on "${dependency}" ${needed} or later, but ${found} is on disk`,
     location: { file, component, field: `dependencies.${dependency}` },
     hint: `Deploy ${dependency} at version ${needed} or later.`,
   })),
-  dependencyCycle: factory('OUTAGELESS_ERR_DEPENDENCY_CYCLE', (cycle: readonly string[], file: string) => ({
+  dependencyCycle: errorFactory('OUTAGELESS_ERR_DEPENDENCY_CYCLE', (cycle: readonly string[], file: string) => ({
     message: `dependency cycle: ${cycle.join(' -> ')}`,
     location: { component: cycle[0], file, field: 'dependencies' },
     hint: 'Break the cycle: one of these components must not depend on the other.',
   })),
-  unknownPluginType: factory('OUTAGELESS_ERR_UNKNOWN_PLUGIN_TYPE', (dir: string, type: string, known: readonly string[]) => ({
+  unknownPluginType: errorFactory('OUTAGELESS_ERR_UNKNOWN_PLUGIN_TYPE', (dir: string, type: string, known: readonly string[]) => ({
     message: `unknown plugin type directory "${type}" (known: ${known.join(', ')})`,
     location: { file: dir },
     hint: `Move the plugins to a known type directory, or add "${type}" to pluginTypes in core/version.ts.`,
   })),
-  loadFailed: factory('OUTAGELESS_ERR_LOAD_FAILED', (file: string, cause: unknown, component?: string) => ({
+  loadFailed: errorFactory('OUTAGELESS_ERR_LOAD_FAILED', (file: string, cause: unknown, component?: string) => ({
     message: `could not load ${file}: ${cause instanceof Error ? cause.message.split('\n')[0] : String(cause)}`,
     location: { file, ...(component ? { component } : {}) },
     hint: 'Fix the file so Node can import it: erasable TypeScript only, with .ts suffixes on relative imports.',
     cause,
   })),
-  downgrade: factory('OUTAGELESS_ERR_DOWNGRADE', (component: string, installed: number, code: number, file: string) => ({
+  downgrade: errorFactory('OUTAGELESS_ERR_DOWNGRADE', (component: string, installed: number, code: number, file: string) => ({
     message: `code version ${code} is older than the installed version ${installed}; nothing was changed`,
     location: { component, file, field: 'version' },
     hint: `Deploy code of ${component} at version ${installed} or later. Versions only move forward.`,
   })),
-  notInstalled: factory('OUTAGELESS_ERR_NOT_INSTALLED', (database: string) => ({
+  notInstalled: errorFactory('OUTAGELESS_ERR_NOT_INSTALLED', (database: string) => ({
     message: `the site in ${database} is not installed`,
     hint: 'Run `outageless upgrade --non-interactive` to install it.',
   })),
-  upgradeLocked: factory('OUTAGELESS_ERR_UPGRADE_LOCKED', (holder: { host: string; pid: number; since: Date } | undefined) => ({
+  upgradeLocked: errorFactory('OUTAGELESS_ERR_UPGRADE_LOCKED', (holder: { host: string; pid: number; since: Date } | undefined) => ({
     message: holder
       ? `another upgrade is running (host ${holder.host}, pid ${holder.pid}, since ${holder.since.toISOString()})`
       : 'another upgrade is running',
     exitCode: ExitCode.locked,
     hint: 'Wait for it to finish, or pass --wait <seconds> to queue behind it.',
   })),
-  unknownComponent: factory('OUTAGELESS_ERR_UNKNOWN_COMPONENT_NAME', (name: string, known: readonly string[]) => ({
+  unknownComponent: errorFactory('OUTAGELESS_ERR_UNKNOWN_COMPONENT_NAME', (name: string, known: readonly string[]) => ({
     message: `no component "${name}" on disk`,
     location: { component: name },
     hint: `Use one of: ${known.join(', ')}.`,
   })),
-  notDisableable: factory('OUTAGELESS_ERR_NOT_DISABLEABLE', (component: string, file: string, why: string) => ({
+  notDisableable: errorFactory('OUTAGELESS_ERR_NOT_DISABLEABLE', (component: string, file: string, why: string) => ({
     message: `${component} cannot be paused on its own: ${why}`,
     location: { component, file, field: 'maintenance.disableable' },
     hint: 'Declare maintenance: { disableable: true } in its version.ts once its callbacks into other pages may be skipped, or use whole-site maintenance.',
   })),
-  upgradeLockLost: factory('OUTAGELESS_ERR_UPGRADE_LOCK_LOST', () => ({
+  upgradeLockLost: errorFactory('OUTAGELESS_ERR_UPGRADE_LOCK_LOST', () => ({
     message: 'the upgrade lock was lost (its database session ended); the current step was rolled back so two upgraders never apply it',
     exitCode: ExitCode.locked,
     hint: 'Check the database connection, then rerun `outageless upgrade`: it resumes at this step.',
   })),
-  embeddedInUse: factory('OUTAGELESS_ERR_EMBEDDED_IN_USE', (dir: string, pid: number, host: string) => ({
+  embeddedInUse: errorFactory('OUTAGELESS_ERR_EMBEDDED_IN_USE', (dir: string, pid: number, host: string) => ({
     message: `the embedded database ${dir} is open in another process (pid ${pid} on ${host})`,
     location: { file: dir },
     exitCode: ExitCode.embeddedInUse,
     hint: 'An embedded (PGlite) site serves one process. Stop the other process, or use PostgreSQL (--database postgres://…) for multi-process sites.',
   })),
-  databaseUrl: factory('OUTAGELESS_ERR_DATABASE_URL', (url: string) => ({
+  databaseUrl: errorFactory('OUTAGELESS_ERR_DATABASE_URL', (url: string) => ({
     message: `unsupported database URL "${url}"`,
     hint: 'Use postgres://user@host:port/db, postgresql://…, pglite://<dir> or pglite://memory.',
   })),
-  databaseUnreachable: factory('OUTAGELESS_ERR_DATABASE_UNREACHABLE', (url: string, cause: unknown) => ({
+  databaseUnreachable: errorFactory('OUTAGELESS_ERR_DATABASE_UNREACHABLE', (url: string, cause: unknown) => ({
     message: `cannot connect to ${url}: ${cause instanceof Error ? cause.message : String(cause)}`,
     hint: 'Check that the server runs and the URL (host, port, user, database) is right.',
     cause,
   })),
-  stepFailed: factory('OUTAGELESS_ERR_STEP_FAILED', (component: string, step: string, version: number, file: string, cause: unknown) => ({
+  stepFailed: errorFactory('OUTAGELESS_ERR_STEP_FAILED', (component: string, step: string, version: number, file: string, cause: unknown) => ({
     message: `step "${step}" (version ${version}) failed and was rolled back: ${cause instanceof Error ? cause.message : String(cause)}`,
     location: { component, step, file },
     hint: 'Fix the step or the data it trips on, then rerun `outageless upgrade`: it resumes at this step.',
     cause,
   })),
-  installFailed: factory('OUTAGELESS_ERR_INSTALL_FAILED', (component: string, file: string, cause: unknown) => ({
+  installFailed: errorFactory('OUTAGELESS_ERR_INSTALL_FAILED', (component: string, file: string, cause: unknown) => ({
     message: `install of ${component} failed and was rolled back: ${cause instanceof Error ? cause.message : String(cause)}`,
     location: { component, file },
     hint: 'Fix the schema or install file, then rerun `outageless upgrade`; components already installed stay installed.',
     cause,
   })),
-  maintenanceRequired: factory('OUTAGELESS_ERR_MAINTENANCE_REQUIRED', (reasons: readonly string[]) => ({
+  maintenanceRequired: errorFactory('OUTAGELESS_ERR_MAINTENANCE_REQUIRED', (reasons: readonly string[]) => ({
     message: `This upgrade WILL result in maintenance mode:\n${reasons.map((r) => `  - ${r}`).join('\n')}`,
     exitCode: ExitCode.pendingOrMaintenance,
     hint: 'Run without --no-maintenance during a maintenance window.',
   })),
-  unstable: factory('OUTAGELESS_ERR_UNSTABLE', (components: readonly { component: string; maturity: string }[]) => ({
+  unstable: errorFactory('OUTAGELESS_ERR_UNSTABLE', (components: readonly { component: string; maturity: string }[]) => ({
     message: `components below stable maturity: ${components.map((c) => `${c.component} (${c.maturity})`).join(', ')}`,
     location: { component: components[0]?.component },
     hint: 'Pass --allow-unstable to install or upgrade them anyway.',
   })),
-  notConfirmed: factory('OUTAGELESS_ERR_NOT_CONFIRMED', () => ({
+  notConfirmed: errorFactory('OUTAGELESS_ERR_NOT_CONFIRMED', () => ({
     message: 'upgrade cancelled: not confirmed',
     hint: 'Answer "y" at the prompt, or pass --non-interactive.',
   })),
-  usage: factory('OUTAGELESS_ERR_USAGE', (problem: string) => ({ message: problem, exitCode: ExitCode.usage })),
+  usage: errorFactory('OUTAGELESS_ERR_USAGE', (problem: string) => ({ message: problem, exitCode: ExitCode.usage })),
 } as const;

@@ -1,38 +1,25 @@
-import { OutagelessError, type ErrorLocation } from '../errors.ts';
+import { errorFactory } from '../errors.ts';
 
 /**
  * Typed errors of cache definitions, stores and purges. Codes are part of the public contract
  * (runbooks grep for them): never rename one.
  */
 
-type Factory<A extends unknown[]> = ((...args: A) => OutagelessError) & { readonly code: string };
-
-function factory<A extends unknown[]>(
-  code: string,
-  build: (...args: A) => { message: string; location?: ErrorLocation; hint?: string },
-): Factory<A> {
-  const make = (...args: A) => {
-    const { message, ...options } = build(...args);
-    return new OutagelessError(code, message, options);
-  };
-  return Object.assign(make, { code });
-}
-
 export const cacheErrors = {
   /** A `db/caches.ts` whose default export does not match the contract. */
-  definitionInvalid: factory('OUTAGELESS_ERR_CACHE_DEFINITION', (file: string, component: string, cache: string | undefined, field: string, problem: string) => ({
+  definitionInvalid: errorFactory('OUTAGELESS_ERR_CACHE_DEFINITION', (file: string, component: string, cache: string | undefined, field: string, problem: string) => ({
     message: cache ? `cache "${cache}"${field.startsWith(`${cache}.`) ? `, ${field.slice(cache.length + 1)}` : ''}: ${problem}` : `${field}: ${problem}`,
     location: { file, component, field },
     hint: `Correct ${file}: its default export is defineCaches({ <name>: { mode: 'application' | 'request', ttlSeconds?, maxEntries?, description? } }), names in lower case.`,
   })),
   /** `cache(component, name)` for a name the component's `db/caches.ts` does not declare. */
-  unknownCache: factory('OUTAGELESS_ERR_UNKNOWN_CACHE', (component: string, cache: string, file: string, known: readonly string[]) => ({
+  unknownCache: errorFactory('OUTAGELESS_ERR_UNKNOWN_CACHE', (component: string, cache: string, file: string, known: readonly string[]) => ({
     message: `${component} declares no cache "${cache}" (declared: ${known.length > 0 ? known.join(', ') : 'none'})`,
     location: { component, file, field: cache },
     hint: `Declare "${cache}" in ${file} (defineCaches({ ${cache}: { mode: 'application' } })), or use a declared name.`,
   })),
   /** `purge-caches --component <name>` for a component that is not on disk. */
-  unknownComponent: factory('OUTAGELESS_ERR_UNKNOWN_COMPONENT', (component: string, root: string, known: readonly string[]) => ({
+  unknownComponent: errorFactory('OUTAGELESS_ERR_UNKNOWN_COMPONENT', (component: string, root: string, known: readonly string[]) => ({
     message: `no component "${component}" on disk under ${root}`,
     location: { component },
     hint: `Name a component of this site (${known.join(', ')}), or point --root at the site that has ${component}.`,

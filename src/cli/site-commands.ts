@@ -11,7 +11,7 @@ import { readFlags } from '../state/flags.ts';
 import { readInstalled } from '../state/installed.ts';
 import { isStateTable } from '../state/tables.ts';
 import { readComponentStates } from '../state/component-state.ts';
-import { listFronts, STALE_AFTER_HEARTBEATS } from '../runtime/front-registry.ts';
+import { listFronts } from '../runtime/front-registry.ts';
 import { output, withDatabase, withSiteOptions, type CommandResult, type SiteOptions } from './context.ts';
 import { formatFlags, formatPlan, planToJson } from './format.ts';
 
@@ -29,7 +29,7 @@ export function statusCommand(run: (result: Promise<CommandResult>) => void): Co
             database.upgradeLock.holder(),
           ]);
           out.text(`Site: ${options.root}\nDatabase: ${database.displayUrl}${plan.siteInstalled ? '' : ' (not installed)'}`);
-          const fronts = await listFronts(database.db, await readInstalled(database.db), { staleAfterMs: STALE_AFTER_HEARTBEATS * 5000 });
+          const fronts = await listFronts(database.db, await readInstalled(database.db));
           const componentStates = await readComponentStates(database.db);
           out.text(formatFlags(flags, holder));
           if (componentStates.size > 0) {

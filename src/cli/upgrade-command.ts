@@ -4,7 +4,8 @@ import { discoverSite } from '../component/discover.ts';
 import { errors, ExitCode } from '../errors.ts';
 import { readPlan } from '../plan/read.ts';
 import { setUiUpgradeLock } from '../state/flags.ts';
-import { runUpgrade, type UpgradeEvent } from '../upgrade/run.ts';
+import { runUpgrade } from '../upgrade/run.ts';
+import { describeUpgradeEvent } from '../upgrade/describe-event.ts';
 import { confirm } from './confirm.ts';
 import { waitForInFlightJobs } from '../jobs/in-flight.ts';
 import { output, withDatabase, withSiteOptions, type CommandResult, type SiteOptions } from './context.ts';
@@ -84,7 +85,7 @@ async function upgrade(flags: UpgradeFlags): Promise<CommandResult> {
       allowUnstable: flags.allowUnstable ?? false,
       // A paused component's events already being processed finish before its steps run.
       drainComponent: (component) => waitForInFlightJobs(database, [component, ...[...code.components.values()].filter((c) => c.parent === component).map((c) => c.name)], { timeoutMs: 60_000 }),
-      onEvent: (event) => out.text(describeEvent(event)),
+      onEvent: (event) => out.text(describeUpgradeEvent(event)),
       confirm: async (plan) => {
         out.text(formatPlan(plan));
         const accepted = flags.nonInteractive || (await confirm(mode === 'online' ? 'Upgrade now, without maintenance?' : 'Upgrade now? The site goes into maintenance while it runs.'));
@@ -115,29 +116,4 @@ async function upgrade(flags: UpgradeFlags): Promise<CommandResult> {
     out.json({ result: 'upgraded', runId: result.runId, mode: result.mode, durationMs: Math.round(result.durationMs), purged: result.purged || ownPurged.length > 0, purgedComponents: ownPurged, purgeCommands: purge, ...planToJson(result.plan), pauses: result.pauses.map((p) => ({ ...p, pausedMs: Math.round(p.pausedMs) })) });
     return ExitCode.ok;
   });
-}
-
-function describeEvent(event: UpgradeEvent): string {
-  switch (event.kind) {
-    case 'waiting-for-lock':
-      return `Waiting for the running upgrade${event.holder ? ` (host ${event.holder.host}, pid ${event.holder.pid})` : ''}…`;
-    case 'lock-acquired':
-      return `Upgrade lock taken (${event.holder.mode} mode).`;
-    case 'component-started':
-      return event.action === 'install' ? `${event.component}: installing ${event.to}` : `${event.component}: upgrading ${event.from} -> ${event.to}`;
-    case 'step-applied':
-      return `${event.component}:   step ${event.step} (${event.version}) applied in ${Math.round(event.durationMs)} ms`;
-    case 'step-skipped':
-      return `${event.component}:   step ${event.step} (${event.version}) skipped: already applied under another version`;
-    case 'ddl-retry':
-      return `${event.component}:   lock timeout on ${event.what}; retry ${event.attempt}`;
-    case 'component-finished':
-      return `${event.component}: now at ${event.version} (${Math.round(event.durationMs)} ms)`;
-    case 'log':
-      return `${event.component}:   ${event.message}`;
-    case 'component-paused':
-      return `${event.component}: paused (its routes answer 503; the rest of the site serves)`;
-    case 'component-resumed':
-      return `${event.component}: ${event.state === 'normal' ? 'back to normal' : 'in post-install (admins only) until `outageless maintenance disable --component ' + event.component + '`'} after a pause of ${(event.pausedMs / 1000).toFixed(2)} s`;
-  }
 }

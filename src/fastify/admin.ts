@@ -9,7 +9,8 @@ import { listFronts, STALE_AFTER_HEARTBEATS, type FrontRecord } from '../runtime
 import type { Front } from '../runtime/front.ts';
 import { decide, UPGRADING_MESSAGE } from '../runtime/guard.ts';
 import type { SiteState } from '../runtime/site-state.ts';
-import { runUpgrade, type UpgradeEvent } from '../upgrade/run.ts';
+import { runUpgrade } from '../upgrade/run.ts';
+import { describeUpgradeEvent } from '../upgrade/describe-event.ts';
 import type { AdminSession } from './admin-session.ts';
 import { html, page, raw, type SafeHtml } from './html.ts';
 import { sendUnavailable } from './unavailable.ts';
@@ -40,21 +41,6 @@ function sameSecret(given: string, expected: string): boolean {
   const a = createHash('sha256').update(given).digest();
   const b = createHash('sha256').update(expected).digest();
   return timingSafeEqual(a, b);
-}
-
-function eventLine(event: UpgradeEvent): string {
-  switch (event.kind) {
-    case 'waiting-for-lock': return 'Waiting for another upgrade to finish…';
-    case 'lock-acquired': return `Upgrade started (${event.holder.mode} mode)`;
-    case 'component-started': return event.action === 'install' ? `${event.component}: installing ${event.to}` : `${event.component}: upgrading ${event.from} -> ${event.to}`;
-    case 'step-applied': return `${event.component}: step ${event.step} (${event.version}) applied in ${Math.round(event.durationMs)} ms`;
-    case 'step-skipped': return `${event.component}: step ${event.step} (${event.version}) skipped: already applied`;
-    case 'ddl-retry': return `${event.component}: lock timeout on ${event.what}, retry ${event.attempt}`;
-    case 'component-finished': return `${event.component}: now at ${event.version}`;
-    case 'log': return `${event.component}: ${event.message}`;
-    case 'component-paused': return `${event.component}: paused`;
-    case 'component-resumed': return `${event.component}: ${event.state} after ${Math.round(event.pausedMs)} ms`;
-  }
 }
 
 function flagsTable(state: SiteState): SafeHtml {
@@ -139,7 +125,7 @@ export async function adminRoutes(app: FastifyInstance, options: AdminOptions): 
   });
 
   const fronts = async () =>
-    listFronts(front.database.db, front.state().installed, { staleAfterMs: STALE_AFTER_HEARTBEATS * 5000 }).catch(() => [] as FrontRecord[]);
+    listFronts(front.database.db, front.state().installed, { staleAfterMs: STALE_AFTER_HEARTBEATS * front.heartbeatMs }).catch(() => [] as FrontRecord[]);
 
   // Site administration (Moodle's admin/index.php): prompts for a pending upgrade unless the
   // UI lock says the command line owns it.
@@ -211,7 +197,13 @@ export async function adminRoutes(app: FastifyInstance, options: AdminOptions): 
     const run: WebUpgrade = { running: true, lines: [], outcome: 'running', error: undefined };
     webUpgrade = run;
     // The run outlives this request: the page follows it through /admin/upgrade/progress.
-    void runUpgrade({ database: front.database, code: front.code, mode: 'maintenance', onEvent: (event) => run.lines.push(eventLine(event)) })
+    void runUpgrade({
+      database: front.database,
+      code: front.code,
+      mode: 'maintenance',
+      // The page's first line says the run has begun; the lock is an operator detail there.
+      onEvent: (event) => run.lines.push(event.kind === 'lock-acquired' ? `Upgrade started (${event.holder.mode} mode)` : describeUpgradeEvent(event)),
+    })
       .then((result) => {
         run.outcome = 'succeeded';
         run.lines.push(result.kind === 'upgraded' ? `Upgrade complete in ${(result.durationMs / 1000).toFixed(2)} s` : 'Nothing to do');

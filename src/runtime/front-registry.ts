@@ -34,6 +34,9 @@ export interface FrontRecord {
 /** A front is gone once it has missed this many heartbeats. */
 export const STALE_AFTER_HEARTBEATS = 3;
 
+/** How often a front refreshes its row unless configured otherwise. */
+export const DEFAULT_HEARTBEAT_MS = 5000;
+
 export function frontComponents(code: SiteCode): Record<string, FrontComponentCode> {
   const components: Record<string, FrontComponentCode> = {};
   for (const component of code.components.values()) {
@@ -92,11 +95,12 @@ function relate(
 export async function listFronts(
   db: Kysely<any>,
   installed: ReadonlyMap<string, InstalledComponent> | undefined,
-  options: { staleAfterMs: number },
+  options: { staleAfterMs?: number } = {},
 ): Promise<FrontRecord[]> {
+  const staleAfterMs = options.staleAfterMs ?? STALE_AFTER_HEARTBEATS * DEFAULT_HEARTBEAT_MS;
   if (!(await tableExists(db, 'outageless_front'))) return [];
-  const cutoff = new Date(Date.now() - options.staleAfterMs);
-  await db.deleteFrom('outageless_front').where('last_seen', '<', new Date(Date.now() - Math.max(options.staleAfterMs * 20, 3_600_000))).execute();
+  const cutoff = new Date(Date.now() - staleAfterMs);
+  await db.deleteFrom('outageless_front').where('last_seen', '<', new Date(Date.now() - Math.max(staleAfterMs * 20, 3_600_000))).execute();
   const rows = await db.selectFrom('outageless_front').selectAll().where('last_seen', '>=', cutoff).orderBy('started_at').execute();
   return rows.map((row) => {
     const components = (row.components ?? {}) as Record<string, FrontComponentCode>;

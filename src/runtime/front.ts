@@ -3,7 +3,7 @@ import type { SiteCode } from '../component/discover.ts';
 import type { SiteDatabase } from '../database/open.ts';
 import { buildPlan, type Plan } from '../plan/plan.ts';
 import { ensureStateTables } from '../state/tables.ts';
-import { frontComponents, recordFront, removeFront } from './front-registry.ts';
+import { DEFAULT_HEARTBEAT_MS, frontComponents, recordFront, removeFront } from './front-registry.ts';
 import type { ComponentView, FrontView } from './guard.ts';
 import { readSiteState, type SiteState } from './site-state.ts';
 
@@ -16,6 +16,8 @@ export interface Front {
   readonly id: string;
   readonly code: SiteCode;
   readonly database: SiteDatabase;
+  /** How often this front refreshes its registry row; fronts missing 3 beats count as gone. */
+  readonly heartbeatMs: number;
   /** The cached state; never stale by more than one poll interval. */
   state(): SiteState;
   view(): FrontView;
@@ -118,13 +120,15 @@ export async function startFront(options: FrontOptions): Promise<Front> {
   await ensureStateTables(database.db);
   const heartbeat = () => recordFront(database.db, { id, url, root: code.root, startedAt, components }).catch(onError);
   await heartbeat();
-  const beat = setInterval(() => void heartbeat(), options.heartbeatMs ?? 5000);
+  const heartbeatMs = options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
+  const beat = setInterval(() => void heartbeat(), heartbeatMs);
   beat.unref();
 
   return {
     id,
     code,
     database,
+    heartbeatMs,
     state: () => current.state,
     view: () => current.view,
     plan: () => current.plan,

@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import { notifyStateChanged } from '../database/open.ts';
 import { ensureStateTables, stateTablesExist } from './tables.ts';
 
@@ -52,7 +52,12 @@ export function setSiteMaintenance(db: Kysely<any>, enabled: boolean, message: s
 
 /** Purges every cache by moving the revision forward; returns the new revision. */
 export async function bumpCacheRevision(db: Kysely<any>): Promise<number> {
-  const next = (await readFlags(db)).cacheRevision + 1;
-  await writeFlag(db, FLAG_NAMES.cacheRevision, next);
-  return next;
+  await ensureStateTables(db);
+  // One statement, so two purges at once both count (a read-then-write would lose one).
+  const { rows } = await sql<{ revision: number }>`
+    insert into outageless_flag (name, value, updated_at) values (${FLAG_NAMES.cacheRevision}, '1'::jsonb, now())
+    on conflict (name) do update set value = to_jsonb((outageless_flag.value #>> '{}')::bigint + 1), updated_at = now()
+    returning (value #>> '{}')::bigint as revision`.execute(db);
+  await notifyStateChanged(db, FLAG_NAMES.cacheRevision);
+  return Number(rows[0]!.revision);
 }
