@@ -17,11 +17,11 @@ export function describeUpgradeEvent(event: UpgradeEvent): string {
     case 'component-started':
       return event.action === 'install' ? `${event.component}: installing ${event.to}` : `${event.component}: upgrading ${event.from} -> ${event.to}`;
     case 'step-applied':
-      return `${event.component}:   step ${event.step} (${event.version}) applied in ${Math.round(event.durationMs)} ms`;
+      return `${event.component}: step ${event.step} (${event.version}) applied in ${Math.round(event.durationMs)} ms`;
     case 'step-skipped':
-      return `${event.component}:   step ${event.step} (${event.version}) skipped: already applied under another version`;
+      return `${event.component}: step ${event.step} (${event.version}) skipped: already applied under another version`;
     case 'ddl-retry':
-      return `${event.component}:   lock timeout on ${event.what}; retry ${event.attempt}`;
+      return `${event.component}: lock timeout on ${event.what}; retry ${event.attempt}`;
     case 'component-finished':
       return `${event.component}: now at ${event.version} (${Math.round(event.durationMs)} ms)`;
     case 'log':
