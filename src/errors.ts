@@ -28,6 +28,10 @@ export const ExitCode = {
   locked: 4,
   /** The embedded database is open in another process. */
   embeddedInUse: 5,
+  /** `lint`, or a plan: a step file imports code other than `outageless`, `kysely`, Node built-ins and `db/` files. */
+  lintFailed: 6,
+  /** An online step could not get its lock within the lock-wait budget; nothing of it was left half-done. */
+  lockWaitExceeded: 7,
   /** Bad command line (unknown flag, missing value). */
   usage: 64,
 } as const;
