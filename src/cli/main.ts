@@ -5,6 +5,7 @@ import type { CommandResult } from './context.ts';
 import { checkSchemaCommand, purgeCachesCommand, statusCommand } from './site-commands.ts';
 import { maintenanceCommand, serveCommand } from './front-commands.ts';
 import { upgradeCommand } from './upgrade-command.ts';
+import { lintCommand } from './lint-command.ts';
 
 function packageVersion(): string {
   const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -32,7 +33,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     .addCommand(checkSchemaCommand(run))
     .addCommand(purgeCachesCommand(run))
     .addCommand(maintenanceCommand(run))
-    .addCommand(serveCommand(run));
+    .addCommand(serveCommand(run))
+    .addCommand(lintCommand(run));
 
   try {
     await program.parseAsync([...argv], { from: 'user' });

@@ -4,6 +4,7 @@ import type { SchemaDefinition } from '../schema/definition.ts';
 import { validateSchema } from '../schema/ddl.ts';
 import type { InstallDefinition, UpgradeDefinition } from './definitions.ts';
 import type { Component, SiteCode } from './discover.ts';
+import { assertStepImports } from './import-lint.ts';
 import { importOptional } from './load.ts';
 import { validateUpgrade } from './manifest.ts';
 
@@ -44,6 +45,8 @@ async function importDbFile(code: SiteCode, component: Component, file: string):
 export function loadUpgrade(code: SiteCode, component: Component): Promise<UpgradeDefinition> {
   return once(component, 'upgrade', async () => {
     const file = display(code, component, 'upgrade.ts');
+    // Checked before the import: a step that reaches into plugin code never runs a line of it.
+    await assertStepImports(code, component, 'upgrade.ts');
     const value = await importDbFile(code, component, 'upgrade.ts');
     return value === undefined ? EMPTY_UPGRADE : validateUpgrade(file, value, component.manifest);
   });
@@ -62,6 +65,7 @@ export function loadSchema(code: SiteCode, component: Component): Promise<Schema
 export function loadInstall(code: SiteCode, component: Component): Promise<InstallDefinition | undefined> {
   return once(component, 'install', async () => {
     const file = display(code, component, 'install.ts');
+    await assertStepImports(code, component, 'install.ts');
     const value = await importDbFile(code, component, 'install.ts');
     if (value === undefined) return undefined;
     const install = value as Partial<InstallDefinition>;
