@@ -22,6 +22,8 @@ interface UpgradeFlags extends SiteOptions {
   readonly allowUnstable?: boolean;
   readonly wait?: string;
   readonly purgeOwnCaches?: boolean;
+  readonly lockTimeout?: string;
+  readonly lockWait?: string;
 }
 
 /** `outageless upgrade`: Moodle's admin/cli/upgrade.php flags and exit codes (DESIGN §4.2). */
@@ -37,6 +39,8 @@ export function upgradeCommand(run: (result: Promise<CommandResult>) => void): C
     .option('--unset-ui-upgrade-lock', 'let the web UI offer upgrades again')
     .option('--allow-unstable', 'allow components whose maturity is not stable')
     .option('--wait <seconds>', 'wait this long for another running upgrade instead of failing')
+    .option('--lock-timeout <ms>', 'lock_timeout of each DDL attempt: the longest traffic may queue behind a step (default 200)')
+    .option('--lock-wait <seconds>', 'total lock wait of one step over all its retries; past it the step fails cleanly, naming who blocks it (default 60)')
     .option('--purge-own-caches', 'with --no-maintenance: purge at once the caches of components whose metadata asked for "own" (an "all" purge is still only printed)')
     .action((flags: UpgradeFlags) => run(upgrade(flags)));
 }
@@ -45,6 +49,10 @@ async function upgrade(flags: UpgradeFlags): Promise<CommandResult> {
   if (flags.setUiUpgradeLock && flags.unsetUiUpgradeLock) throw errors.usage('--set-ui-upgrade-lock and --unset-ui-upgrade-lock exclude each other');
   const waitSeconds = flags.wait === undefined ? 0 : Number(flags.wait);
   if (!Number.isFinite(waitSeconds) || waitSeconds < 0) throw errors.usage(`--wait expects a number of seconds, got "${flags.wait}"`);
+  const lockTimeoutMs = flags.lockTimeout === undefined ? undefined : Number(flags.lockTimeout);
+  if (lockTimeoutMs !== undefined && (!Number.isInteger(lockTimeoutMs) || lockTimeoutMs < 1)) throw errors.usage(`--lock-timeout expects a whole number of milliseconds (at least 1), got "${flags.lockTimeout}"`);
+  const lockWaitSeconds = flags.lockWait === undefined ? undefined : Number(flags.lockWait);
+  if (lockWaitSeconds !== undefined && (!Number.isFinite(lockWaitSeconds) || lockWaitSeconds < 0)) throw errors.usage(`--lock-wait expects a number of seconds, got "${flags.lockWait}"`);
   const out = output(flags);
 
   return withDatabase(flags, async (database) => {
@@ -82,6 +90,8 @@ async function upgrade(flags: UpgradeFlags): Promise<CommandResult> {
       code,
       mode,
       waitSeconds,
+      ...(lockTimeoutMs === undefined ? {} : { lockTimeoutMs }),
+      ...(lockWaitSeconds === undefined ? {} : { lockWaitMs: lockWaitSeconds * 1000 }),
       allowUnstable: flags.allowUnstable ?? false,
       // A paused component's events already being processed finish before its steps run.
       drainComponent: (component) => waitForInFlightJobs(database, [component, ...[...code.components.values()].filter((c) => c.parent === component).map((c) => c.name)], { timeoutMs: 60_000 }),

@@ -4,7 +4,9 @@ import type { Component, SiteCode } from '../component/discover.ts';
 import { loadUpgrade } from '../component/files.ts';
 import { errors } from '../errors.ts';
 import type { InstalledComponent } from '../state/installed.ts';
+import type { LiveSchema } from '../schema/introspect.ts';
 import { upgradeOrder } from './order.ts';
+import { verifyStep, type StepFinding } from './verify-step.ts';
 
 /**
  * The plan: installed state compared with the code on disk, per component, with an outage
@@ -18,9 +20,16 @@ export interface PlannedStep {
   readonly id: string;
   readonly version: number;
   readonly description: string | undefined;
-  /** The declared outage, or `site` when the step declares none. */
+  /**
+   * The verified class: the declared one, raised when the step's dry run shows that
+   * `none` would break or block the code still serving (see `findings`).
+   */
   readonly outage: OutageClass;
+  /** The declared outage, or `site` when the step declares none. */
+  readonly declaredOutage: OutageClass;
   readonly declared: boolean;
+  /** What the verification found; empty for steps not declared `none`. */
+  readonly findings: readonly StepFinding[];
   readonly phase: StepPhase;
   readonly transaction: boolean;
   /** Applied before under another version: it will be skipped and logged. */
@@ -74,6 +83,11 @@ export interface PlanInput {
   /** Undefined when the site is not installed. */
   readonly installed: ReadonlyMap<string, InstalledComponent> | undefined;
   readonly appliedSteps: ReadonlyMap<string, ReadonlySet<string>>;
+  /**
+   * The live schema, which the installed release reads: steps declared `none` are verified
+   * against it. Without it, renames and drops are judged as breaking whatever they touch.
+   */
+  readonly liveSchema?: LiveSchema;
   /**
    * `throw` (the upgrader): code older than the database is a downgrade error.
    * `report` (a front during a rollout): such components get action `behind`.
@@ -214,19 +228,27 @@ async function planComponent(input: PlanInput, component: Component): Promise<Pl
 
   const upgrade = await loadUpgrade(input.code, component);
   const applied = input.appliedSteps.get(component.name) ?? new Set<string>();
-  const steps: PlannedStep[] = upgrade.steps
-    .filter((step) => step.version > row.version)
-    .map((step) => ({
+  const steps: PlannedStep[] = [];
+  for (const step of upgrade.steps.filter((candidate) => candidate.version > row.version)) {
+    const declaredOutage = step.outage ?? 'site';
+    const alreadyApplied = applied.has(step.id);
+    // Only `none` is a claim worth checking: a stronger class already pauses what it breaks.
+    const findings = declaredOutage === 'none' && !alreadyApplied ? (await verifyStep(step, component.name, input.liveSchema)).findings : [];
+    const raised = findings.some((finding) => finding.kind !== 'unverified');
+    steps.push({
       id: step.id,
       version: step.version,
       description: step.description,
-      outage: step.outage ?? 'site',
+      outage: raised ? 'component' : declaredOutage,
+      declaredOutage,
       declared: step.outage !== undefined,
+      findings,
       phase: step.phase ?? 'main',
       transaction: step.transaction ?? true,
-      alreadyApplied: applied.has(step.id),
+      alreadyApplied,
       step,
-    }));
+    });
+  }
 
   let outage: OutageClass = 'none';
   const reasons: string[] = [];
@@ -241,8 +263,13 @@ async function planComponent(input: PlanInput, component: Component): Promise<Pl
     vouched = true;
     outage = strongest(outage, step.outage);
     reasons.push(step.declared
-      ? `step ${step.id} (${step.version}) declares outage ${step.outage}`
+      ? `step ${step.id} (${step.version}) declares outage ${step.declaredOutage}`
       : `step ${step.id} (${step.version}) declares no outage: assumed site`);
+    for (const finding of step.findings) {
+      reasons.push(finding.kind === 'unverified'
+        ? `step ${step.id}: not verified: ${finding.reason}`
+        : `step ${step.id} is raised to ${step.outage}: ${finding.reason}. Safe alternative: ${finding.alternative}`);
+    }
   }
 
   let purgeCaches: CachePurge = 'all';

@@ -1,6 +1,8 @@
 import type { Kysely } from 'kysely';
 import { discoverSite, type SiteCode } from '../component/discover.ts';
 import { readAppliedSteps, readInstalled } from '../state/installed.ts';
+import { introspectSchema } from '../schema/introspect.ts';
+import { isStateTable } from '../state/tables.ts';
 import { buildPlan, type Plan } from './plan.ts';
 
 /**
@@ -21,5 +23,7 @@ export async function readPlan(
 ): Promise<{ code: SiteCode; plan: Plan }> {
   const code = 'code' in source ? source.code : await discoverSite(source.root);
   const [installed, appliedSteps] = await Promise.all([readInstalled(db), readAppliedSteps(db)]);
-  return { code, plan: await buildPlan({ code, installed, appliedSteps, olderCode: options.olderCode ?? 'throw' }) };
+  // What the installed release reads, for verifying steps declared `none` against it.
+  const liveSchema = installed ? await introspectSchema(db, { exclude: isStateTable }) : undefined;
+  return { code, plan: await buildPlan({ code, installed, appliedSteps, liveSchema, olderCode: options.olderCode ?? 'throw' }) };
 }

@@ -21,7 +21,7 @@ export function describeUpgradeEvent(event: UpgradeEvent): string {
     case 'step-skipped':
       return `${event.component}: step ${event.step} (${event.version}) skipped: already applied under another version`;
     case 'ddl-retry':
-      return `${event.component}: lock timeout on ${event.what}; retry ${event.attempt}`;
+      return `${event.component}: lock timeout on ${event.what}; every lock of the attempt released, retry ${event.attempt} in ${event.delayMs} ms`;
     case 'component-finished':
       return `${event.component}: now at ${event.version} (${Math.round(event.durationMs)} ms)`;
     case 'log':

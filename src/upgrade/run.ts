@@ -11,9 +11,23 @@ import type { CachePurgePlan, Plan, PlanItem, PlannedStep } from '../plan/plan.t
 import { readPlan } from '../plan/read.ts';
 import { installSchema } from '../schema/ddl.ts';
 import { createSchemaHelpers } from '../schema/postgres-helpers.ts';
+import { schemaErrors } from '../schema/errors.ts';
+import { introspectSchema, type LiveSchema } from '../schema/introspect.ts';
+import {
+  backoffMs,
+  createLockWaitBudget,
+  DEFAULT_LOCK_TIMEOUT_MS,
+  DEFAULT_LOCK_WAIT_MS,
+  findBlockers,
+  isLockTimeout,
+  readLockTimeout,
+  setLockTimeout,
+  type LockWaitBudget,
+} from '../schema/lock-safety.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { purgePlannedCaches } from '../caches/purge.ts';
 import { appendLog, writeInstalled, writeSavepoint } from '../state/installed.ts';
-import { ensureStateTables } from '../state/tables.ts';
+import { ensureStateTables, isStateTable } from '../state/tables.ts';
 import { readComponentStates, setComponentState } from '../state/component-state.ts';
 
 /** Progress of a run, for the CLI's output and the admin page's live view. */
@@ -23,7 +37,7 @@ export type UpgradeEvent =
   | { readonly kind: 'component-started'; readonly component: string; readonly action: 'install' | 'upgrade'; readonly from: number | undefined; readonly to: number }
   | { readonly kind: 'step-applied'; readonly component: string; readonly step: string; readonly version: number; readonly durationMs: number }
   | { readonly kind: 'step-skipped'; readonly component: string; readonly step: string; readonly version: number }
-  | { readonly kind: 'ddl-retry'; readonly component: string; readonly what: string; readonly attempt: number }
+  | { readonly kind: 'ddl-retry'; readonly component: string; readonly what: string; readonly attempt: number; readonly delayMs: number }
   | { readonly kind: 'component-finished'; readonly component: string; readonly version: number; readonly durationMs: number }
   | { readonly kind: 'component-paused'; readonly component: string }
   | { readonly kind: 'component-resumed'; readonly component: string; readonly pausedMs: number; readonly state: 'normal' | 'post-install' }
@@ -40,8 +54,10 @@ export interface UpgradeOptions {
   /** Asked once, with the plan, before anything is written; false cancels. */
   readonly confirm?: (plan: Plan) => Promise<boolean>;
   readonly onEvent?: (event: UpgradeEvent) => void;
-  /** Lock timeout for each DDL statement of `ctx.schema`. */
+  /** `lock_timeout` of each DDL attempt (default 200 ms): the longest traffic may queue behind one. */
   readonly lockTimeoutMs?: number;
+  /** Total lock wait of one step over all its retries (default 60 s); past it the step fails cleanly. */
+  readonly lockWaitMs?: number;
   /**
    * Called right after a component is paused, before its steps run: waits for its events
    * already being processed (the jobs runtime provides it).
@@ -119,7 +135,10 @@ export async function runUpgrade(options: UpgradeOptions): Promise<UpgradeResult
 
     const runId = randomUUID();
     await ensureStateTables(database.db);
-    const pauses = await runComponents({ db: database.db, code, lock: held, runId, emit, lockTimeoutMs: options.lockTimeoutMs }, plan, mode, options.drainComponent);
+    // What the installed release reads: online steps refuse to break it (DESIGN §4.7).
+    const oldSchema = await introspectSchema(database.db, { exclude: isStateTable });
+    const locks = { timeoutMs: options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS, waitMs: options.lockWaitMs ?? DEFAULT_LOCK_WAIT_MS };
+    const pauses = await runComponents({ db: database.db, code, lock: held, runId, emit, locks, mode, oldSchema }, plan, mode, options.drainComponent);
     const purged = mode === 'maintenance' && plan.purgeCaches.kind !== 'none';
     // `all` moves the global revision, `own` only the listed components' (the metadata hooks' union).
     if (purged) await purgePlannedCaches(database.db, plan.purgeCaches);
@@ -148,15 +167,26 @@ async function preloadDefinitions(code: SiteCode, plan: Plan): Promise<void> {
   );
 }
 
-function stepContext(db: Kysely<any>, component: string, emit: (event: UpgradeEvent) => void, lockTimeoutMs: number | undefined): StepContext {
+interface StepContextOptions {
+  readonly budget: LockWaitBudget;
+  /** Present when the step runs online: breaking helpers refuse. */
+  readonly online?: { readonly step: string; readonly oldSchema: LiveSchema };
+  /** Remembers the table of the last helper lock timeout, to name its blockers. */
+  readonly onLockTimeout?: (table: string | undefined) => void;
+}
+
+function stepContext(db: Kysely<any>, component: string, run: RunContext, options: StepContextOptions): StepContext {
   return {
     db,
     component,
     schema: createSchemaHelpers(db, {
-      ...(lockTimeoutMs === undefined ? {} : { lockTimeoutMs }),
-      onRetry: (what, attempt) => emit({ kind: 'ddl-retry', component, what, attempt }),
+      lockTimeoutMs: run.locks.timeoutMs,
+      budget: options.budget,
+      ...(options.online ? { online: { component, step: options.online.step, oldSchema: options.online.oldSchema } } : {}),
+      onRetry: (what, attempt, delayMs) => run.emit({ kind: 'ddl-retry', component, what, attempt, delayMs }),
+      ...(options.onLockTimeout ? { onLockTimeout: options.onLockTimeout } : {}),
     }),
-    log: (message) => emit({ kind: 'log', component, message }),
+    log: (message) => run.emit({ kind: 'log', component, message }),
   };
 }
 
@@ -167,7 +197,34 @@ interface RunContext {
   readonly lock: HeldUpgradeLock;
   readonly runId: string;
   readonly emit: (event: UpgradeEvent) => void;
-  readonly lockTimeoutMs: number | undefined;
+  readonly locks: { readonly timeoutMs: number; readonly waitMs: number };
+  readonly mode: UpgradeMode;
+  readonly oldSchema: LiveSchema;
+}
+
+/**
+ * Runs `attempt` until it gets past PostgreSQL's lock timeout. Each failed attempt rolled
+ * back as a whole (its transaction, or its statement outside one), so no lock of it is
+ * held while we back off. Past the budget, the step fails naming who blocks it.
+ */
+async function withLockRetries(run: RunContext, component: string, what: string, budget: LockWaitBudget, attempt: (lastTable: { value: string | undefined }) => Promise<void>): Promise<void> {
+  const lastTable: { value: string | undefined } = { value: undefined };
+  for (;;) {
+    try {
+      await attempt(lastTable);
+      return;
+    } catch (error) {
+      if (!isLockTimeout(error) || isOutagelessError(error, schemaErrors.lockWaitExceeded.code)) throw error;
+      const count = budget.recordTimeout();
+      const delay = backoffMs(count);
+      if (!budget.allows(delay + run.locks.timeoutMs)) {
+        const blockers = await findBlockers(run.db, lastTable.value).catch(() => []);
+        throw schemaErrors.lockWaitExceeded(what, lastTable.value, count, run.locks.timeoutMs, budget.totalMs, blockers);
+      }
+      run.emit({ kind: 'ddl-retry', component, what, attempt: count, delayMs: delay });
+      await sleep(delay);
+    }
+  }
 }
 
 /**
@@ -243,7 +300,7 @@ async function runComponent(run: RunContext, item: PlanItem): Promise<void> {
       // Tables, initial data and the installed record commit together or not at all.
       await db.transaction().execute(async (trx) => {
         await installSchema(trx, schema);
-        await install?.run(stepContext(trx, component.name, emit, run.lockTimeoutMs));
+        await install?.run(stepContext(trx, component.name, run, { budget: createLockWaitBudget(run.locks.waitMs) }));
         await finish(trx, 'installed');
       });
     } catch (error) {
@@ -278,18 +335,44 @@ async function runStep(run: RunContext, item: PlanItem, step: PlannedStep, finis
     emit({ kind: 'step-skipped', component, step: step.id, version: step.version });
     return;
   }
+  const budget = createLockWaitBudget(run.locks.waitMs);
+  const what = `step ${step.id}`;
+  // An online step (class `none` while the site serves) never holds a strong lock while other
+  // work runs: each helper call is its own short transaction, and its raw SQL runs on one
+  // connection under the short lock timeout. A step that asked for transaction: true with
+  // DDL in it was already raised out of `none` by the plan.
+  const online = run.mode === 'online' && step.outage === 'none' && step.step.transaction !== true;
   try {
-    if (step.transaction) {
-      // The step's changes and its savepoint commit together: a crash leaves neither.
-      await db.transaction().execute(async (trx) => {
-        await step.step.run(stepContext(trx, component, emit, run.lockTimeoutMs));
-        await savepoint(trx, 'applied');
+    if (online) {
+      await db.connection().execute(async (connection) => {
+        const previous = await readLockTimeout(connection);
+        await setLockTimeout(connection, `${run.locks.timeoutMs}ms`, false);
+        try {
+          // Raw SQL that hits the lock timeout reruns the whole (idempotent) step.
+          await withLockRetries(run, component, what, budget, async () => {
+            await run.lock.verify(connection);
+            await step.step.run(stepContext(connection, component, run, { budget, online: { step: step.id, oldSchema: run.oldSchema } }));
+          });
+        } finally {
+          await setLockTimeout(connection, previous, false).catch(() => {});
+        }
       });
+      await db.transaction().execute((trx) => savepoint(trx, 'applied'));
+    } else if (step.transaction) {
+      // The step's changes and its savepoint commit together: a crash leaves neither. A lock
+      // timeout anywhere in it (a helper or raw SQL) rolls all of it back and retries it whole.
+      await withLockRetries(run, component, what, budget, (lastTable) =>
+        db.transaction().execute(async (trx) => {
+          await setLockTimeout(trx, `${run.locks.timeoutMs}ms`, true);
+          await step.step.run(stepContext(trx, component, run, { budget, onLockTimeout: (table) => (lastTable.value = table) }));
+          await savepoint(trx, 'applied');
+        }),
+      );
     } else {
       // Outside a transaction a crash can leave the step half done; it must be idempotent,
       // and it is rerun because its savepoint is only written after it returns.
       await run.lock.verify(db);
-      await step.step.run(stepContext(db, component, emit, run.lockTimeoutMs));
+      await step.step.run(stepContext(db, component, run, { budget }));
       await db.transaction().execute((trx) => savepoint(trx, 'applied'));
     }
   } catch (error) {

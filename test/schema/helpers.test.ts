@@ -241,34 +241,20 @@ describe.skipIf(!postgresAvailable)('lock timeouts on postgres', () => {
     };
   }
 
-  it.each([
-    ['outside a transaction', false],
-    ['inside a transaction', true],
-  ])('retries until a briefly held lock is gone (%s)', async (_, inTransaction) => {
+  it('outside a transaction, retries with backoff until a briefly held lock is gone', async () => {
     const db = await database.fresh();
     await installSchema(db, finalSchema);
     const lock = await holdLock(db, 'assign');
     const timer = setTimeout(() => void lock.release(), 300);
     const onRetry = vi.fn();
-    const add = (target: Kysely<any>) =>
-      createSchemaHelpers(target, { lockTimeoutMs: 100, retries: 8, onRetry }).addColumn('assign', 'late', { type: 'integer', nullable: true });
     try {
-      if (inTransaction) {
-        await db.transaction().execute(async (trx) => {
-          await add(trx);
-          // The step's transaction is healthy and back to its own lock timeout.
-          const { rows } = await sql<{ value: string }>`select current_setting('lock_timeout') as value`.execute(trx);
-          expect(rows[0]!.value).toBe('0');
-        });
-      } else {
-        await add(db);
-      }
+      await createSchemaHelpers(db, { lockTimeoutMs: 100, lockWaitMs: 10_000, onRetry }).addColumn('assign', 'late', { type: 'integer', nullable: true });
     } finally {
       clearTimeout(timer);
       await lock.release();
     }
     expect(onRetry).toHaveBeenCalled();
-    expect(onRetry.mock.calls[0]).toEqual(['add column assign.late', 1]);
+    expect(onRetry.mock.calls[0]!.slice(0, 2)).toEqual(['add column assign.late', 1]);
     expect(await createSchemaHelpers(db).hasColumn('assign', 'late')).toBe(true);
     // The pinned connection went back to the pool with the server's default.
     const settings = await Promise.all(
@@ -277,37 +263,46 @@ describe.skipIf(!postgresAvailable)('lock timeouts on postgres', () => {
     expect(settings.map((s) => s.rows[0]!.value)).toEqual(['0', '0', '0', '0']);
   });
 
-  it.each([
-    ['outside a transaction', false],
-    ['inside a transaction', true],
-  ])('throws a clear error once the retries are exhausted (%s)', async (_, inTransaction) => {
+  it('inside a transaction, never retries on a savepoint: the lock timeout fails the transaction, to be retried whole', async () => {
     const db = await database.fresh();
     await installSchema(db, finalSchema);
     const lock = await holdLock(db, 'assign');
     const onRetry = vi.fn();
-    const helpers = (target: Kysely<any>) => createSchemaHelpers(target, { lockTimeoutMs: 50, retries: 2, onRetry });
     try {
-      if (inTransaction) {
-        await db.transaction().execute(async (trx) => {
-          await expect(helpers(trx).addIndex('assign', { columns: ['name'] })).rejects.toMatchObject({
-            code: 'OUTAGELESS_ERR_LOCK_TIMEOUT',
-            message: expect.stringContaining('add index assign_name_ix on assign: could not get its lock within 50ms, 3 attempts'),
-          });
-          // The caller's transaction survives the failed helper.
-          await sql`select 1`.execute(trx);
-        });
-      } else {
-        await expect(helpers(db).addIndex('assign', { columns: ['name'] })).rejects.toMatchObject({ code: 'OUTAGELESS_ERR_LOCK_TIMEOUT' });
-      }
+      await expect(
+        db.transaction().execute(async (trx) => {
+          await createSchemaHelpers(trx, { lockTimeoutMs: 100, onRetry }).addColumn('assign', 'late', { type: 'integer', nullable: true });
+        }),
+      ).rejects.toMatchObject({ code: 'OUTAGELESS_ERR_LOCK_TIMEOUT', message: expect.stringContaining('add column assign.late: could not get its lock within 100ms') });
     } finally {
       await lock.release();
     }
-    expect(onRetry).toHaveBeenCalledTimes(2);
-    // Nothing half-done is left: a concurrent build that timed out is rebuilt on the next run.
+    expect(onRetry).not.toHaveBeenCalled();
+    expect(await createSchemaHelpers(db).hasColumn('assign', 'late')).toBe(false);
+  });
+
+  it('fails once the lock-wait budget is spent, naming the blocking session, and leaves no invalid index', async () => {
+    const db = await database.fresh();
+    await installSchema(db, finalSchema);
+    const lock = await holdLock(db, 'assign');
+    const onRetry = vi.fn();
+    const helpers = (target: Kysely<any>) => createSchemaHelpers(target, { lockTimeoutMs: 50, lockWaitMs: 400, onRetry });
+    try {
+      await expect(helpers(db).addColumn('assign', 'late', { type: 'integer', nullable: true })).rejects.toMatchObject({
+        code: 'OUTAGELESS_ERR_LOCK_WAIT_EXCEEDED',
+        exitCode: 7,
+        message: expect.stringMatching(/add column assign\.late: gave up after \d+ attempts of 50ms .*Blocking the lock on assign: pid \d+ .*AccessExclusiveLock.*lock table/),
+      });
+      expect(onRetry.mock.calls.length).toBeGreaterThan(0);
+      // A concurrent build waits without blocking traffic, so it may use the whole budget, once.
+      await expect(helpers(db).addIndex('assign', { columns: ['name'] })).rejects.toMatchObject({ code: 'OUTAGELESS_ERR_LOCK_WAIT_EXCEEDED' });
+    } finally {
+      await lock.release();
+    }
+    const { rows } = await sql<{ count: string }>`select count(*)::text as count from pg_index x join pg_class i on i.oid = x.indexrelid where i.relname = 'assign_name_ix'`.execute(db);
+    expect(rows[0]!.count).toBe('0');
     await helpers(db).addIndex('assign', { columns: ['name'] });
-    const assign = await introspectTable(db, 'assign');
-    expect(assign?.indexes.map((index) => index.name)).toContain('assign_name_ix');
-    const { rows } = await sql<{ valid: boolean }>`select indisvalid as valid from pg_index where indexrelid = 'assign_name_ix'::regclass`.execute(db);
-    expect(rows[0]!.valid).toBe(true);
+    const valid = await sql<{ valid: boolean }>`select indisvalid as valid from pg_index where indexrelid = 'assign_name_ix'::regclass`.execute(db);
+    expect(valid.rows[0]!.valid).toBe(true);
   });
 });
