@@ -147,6 +147,10 @@ interface StepResult {
   readonly baseline: WindowStats;
   /** The step's own error, when it failed. */
   readonly failure?: string;
+  /** Lock timeouts the helpers retried after (online only), by what they were doing. */
+  readonly retries: ReadonlyMap<string, number>;
+  /** Autovacuum/autoanalyze runs on t that finished during the step (a lock holder DDL waits behind). */
+  readonly autovacuums: number;
   readonly verified: boolean;
 }
 
@@ -168,6 +172,11 @@ async function createTables(admin: pg.Client, log: (message: string) => void): P
   await admin.query('vacuum analyze t');
   await admin.query('vacuum analyze p');
   log(`table t: ${ROWS} rows, filled in ${formatMs(performance.now() - started)}`);
+}
+
+async function autovacuumCount(admin: pg.Client): Promise<number> {
+  const rows = await query<{ n: number }>(admin, `select (autovacuum_count + autoanalyze_count)::int as n from pg_stat_user_tables where relname = 't'`);
+  return rows[0]?.n ?? 0;
 }
 
 /**
@@ -200,16 +209,19 @@ async function runStep(
   const baselineEnd = performance.now();
   const baseline = windowStats(traffic.samples, baselineEnd - BASELINE_MS, baselineEnd);
   const [{ max }] = (await query<{ max: string }>(admin, 'select max(id)::text as max from t')) as [{ max: string }];
+  const autovacuumsBefore = await autovacuumCount(admin);
 
   const db = new Kysely<any>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url, max: 2, application_name: 'outageless-bench-step' }) }) });
   const client = new pg.Client({ connectionString: url, application_name: 'outageless-bench-naive' });
   await client.connect();
   const reader = ddl.reader ? await holdReader(url, READER_MS) : undefined;
   let failure: string | undefined;
+  const retries = new Map<string, number>();
+  const onRetry = (what: string) => void retries.set(what, (retries.get(what) ?? 0) + 1);
   const started = performance.now();
   try {
     if (mode === 'online') {
-      await ddl.online.run(createSchemaHelpers(db, ddl.online.options));
+      await ddl.online.run(createSchemaHelpers(db, { ...ddl.online.options, onRetry }));
     } else {
       if (ddl.naive.transaction) await client.query('begin');
       for (const statement of ddl.naive.statements) await client.query(statement);
@@ -227,29 +239,34 @@ async function runStep(
   await db.destroy();
 
   const stats = windowStats(traffic.samples, started, ended, performance.now());
+  const autovacuums = (await autovacuumCount(admin)) - autovacuumsBefore;
   const verified = failure === undefined && ((await query<{ ok: boolean }>(admin, ddl.verify, ddl.verify.includes('$1') ? [max] : []))[0]?.ok ?? false);
   for (const statement of ddl.undo) await admin.query(statement);
   await admin.query('vacuum analyze t');
-  return { caseName: ddl.name, mode, wallMs: ended - started, stats, baseline, ...(failure === undefined ? {} : { failure }), verified };
+  return { caseName: ddl.name, mode, wallMs: ended - started, stats, baseline, ...(failure === undefined ? {} : { failure }), retries, autovacuums, verified };
 }
 
 function describe(result: StepResult): string {
   const s = result.stats;
   const errors = s.errors === 0 ? '0 errors' : `${s.errors} errors (${[...s.errorMessages].map(([m, n]) => `${n}× ${m}`).join('; ')})`;
   const outcome = result.failure ? `FAILED (${result.failure})` : result.verified ? 'change verified' : 'CHANGE NOT FOUND after the step';
-  return `${result.mode}: wall ${formatMs(result.wallMs)}, longest request ${formatMs(s.longestMs)}, longest gap between completions ${formatMs(s.longestGapMs)}, ` +
-    `${s.over250} of ${s.requests} requests > ${STALL_TARGET_MS} ms, ${errors}; ${outcome}`;
+  const retried = result.mode === 'naive' ? '' : result.retries.size === 0
+    ? '; no lock-timeout retries'
+    : `; lock-timeout retries: ${[...result.retries].map(([what, n]) => `${n}× ${what}`).join(', ')}`;
+  return `${result.mode}: wall ${formatMs(result.wallMs)}, longest request ${formatMs(s.longestMs)} (read ${formatMs(s.longestByKind.read)}, update ${formatMs(s.longestByKind.update)}, insert ${formatMs(s.longestByKind.insert)}), longest gap between completions ${formatMs(s.longestGapMs)}, ` +
+    `${s.over250} of ${s.requests} requests > ${STALL_TARGET_MS} ms, ${errors}; ${outcome}${retried}${result.autovacuums > 0 ? `; autovacuum/autoanalyze ran on t during it (${result.autovacuums}×)` : ''}`;
 }
 
 /** The side-by-side table for BENCHMARKS.md, printed by the run. */
 function sideBySide(results: readonly StepResult[]): string {
   const cell = (r: StepResult | undefined) => (r ? [formatMs(r.stats.longestMs), String(r.stats.over250), formatMs(r.stats.longestGapMs), formatMs(r.wallMs), String(r.stats.errors)] : ['—', '—', '—', '—', '—']);
-  const header = ['case', 'online: longest stall', '> 250 ms', 'longest gap', 'wall', 'errors', 'naive: longest stall', '> 250 ms', 'longest gap', 'wall', 'errors'];
+  const header = ['case', 'online: longest stall', '> 250 ms', 'longest gap', 'wall', 'errors', 'lock retries', 'naive: longest stall', '> 250 ms', 'longest gap', 'wall', 'errors'];
   const rows = CASES.map((ddl) => {
     const online = results.find((r) => r.caseName === ddl.name && r.mode === 'online');
     const naive = results.find((r) => r.caseName === ddl.name && r.mode === 'naive');
     const flag = online && (online.failure || !online.verified) ? ' (online step failed or did not apply)' : '';
-    return [`${ddl.name}${flag}`, ...cell(online), ...cell(naive)];
+    const retries = online ? String([...online.retries.values()].reduce((sum, n) => sum + n, 0)) : '—';
+    return [`${ddl.name}${flag}`, ...cell(online), retries, ...cell(naive)];
   });
   const line = (cells: readonly string[]) => `| ${cells.join(' | ')} |`;
   return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');

@@ -126,6 +126,8 @@ export interface WindowStats {
   /** The longest of those requests, in ms: the stall. */
   readonly longestMs: number;
   readonly over250: number;
+  /** The longest request of each kind: a SHARE lock blocks writes, ACCESS EXCLUSIVE reads too. */
+  readonly longestByKind: Readonly<Record<RequestKind, number>>;
   /** The longest time without any request completing, from the window's start to the first completion after its end. */
   readonly longestGapMs: number;
   readonly errors: number;
@@ -138,9 +140,11 @@ export function windowStats(samples: readonly RequestSample[], from: number, to:
   const overlapping = samples.filter((s) => s.end >= from && s.start <= to);
   let longestMs = 0;
   let over250 = 0;
+  const longestByKind: Record<RequestKind, number> = { read: 0, update: 0, insert: 0 };
   for (const sample of overlapping) {
     const latency = sample.end - sample.start;
     if (latency > longestMs) longestMs = latency;
+    if (latency > longestByKind[sample.kind]) longestByKind[sample.kind] = latency;
     if (latency > 250) over250++;
   }
   const ends = samples.map((s) => s.end).filter((end) => end >= from).sort((a, b) => a - b);
@@ -160,5 +164,5 @@ export function windowStats(samples: readonly RequestSample[], from: number, to:
     errors++;
     errorMessages.set(sample.error, (errorMessages.get(sample.error) ?? 0) + 1);
   }
-  return { requests: overlapping.length, longestMs, over250, longestGapMs, errors, errorMessages };
+  return { requests: overlapping.length, longestMs, over250, longestByKind, longestGapMs, errors, errorMessages };
 }
