@@ -6,6 +6,7 @@ import { checkSchemaCommand, purgeCachesCommand, statusCommand } from './site-co
 import { maintenanceCommand, serveCommand } from './front-commands.ts';
 import { upgradeCommand } from './upgrade-command.ts';
 import { lintCommand } from './lint-command.ts';
+import { rehearseCommand } from './rehearse-command.ts';
 
 function packageVersion(): string {
   const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -34,7 +35,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     .addCommand(purgeCachesCommand(run))
     .addCommand(maintenanceCommand(run))
     .addCommand(serveCommand(run))
-    .addCommand(lintCommand(run));
+    .addCommand(lintCommand(run))
+    .addCommand(rehearseCommand(run));
 
   try {
     await program.parseAsync([...argv], { from: 'user' });
