@@ -233,7 +233,7 @@ async function planComponent(input: PlanInput, component: Component): Promise<Pl
     const declaredOutage = step.outage ?? 'site';
     const alreadyApplied = applied.has(step.id);
     // Only `none` is a claim worth checking: a stronger class already pauses what it breaks.
-    const findings = declaredOutage === 'none' && !alreadyApplied ? (await verifyStep(step, component.name, input.liveSchema)).findings : [];
+    const findings = declaredOutage === 'none' && !alreadyApplied ? verifyStep(step, input.liveSchema).findings : [];
     const raised = findings.some((finding) => finding.kind !== 'unverified');
     steps.push({
       id: step.id,

@@ -25,6 +25,7 @@ import {
   type LockWaitBudget,
 } from '../schema/lock-safety.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { onlineSqlGuard } from './online-guard.ts';
 import { purgePlannedCaches } from '../caches/purge.ts';
 import { appendLog, writeInstalled, writeSavepoint } from '../state/installed.ts';
 import { ensureStateTables, isStateTable } from '../state/tables.ts';
@@ -351,7 +352,9 @@ async function runStep(run: RunContext, item: PlanItem, step: PlannedStep, finis
           // Raw SQL that hits the lock timeout reruns the whole (idempotent) step.
           await withLockRetries(run, component, what, budget, async () => {
             await run.lock.verify(connection);
-            await step.step.run(stepContext(connection, component, run, { budget, online: { step: step.id, oldSchema: run.oldSchema } }));
+            const context = stepContext(connection, component, run, { budget, online: { step: step.id, oldSchema: run.oldSchema } });
+            // The helpers keep the bare connection for their own DDL; the step's SQL is guarded.
+            await step.step.run({ ...context, db: connection.withPlugin(onlineSqlGuard(component, step.id)) });
           });
         } finally {
           await setLockTimeout(connection, previous, false).catch(() => {});
