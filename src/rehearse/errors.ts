@@ -19,12 +19,20 @@ export const rehearseErrors = {
     message: `rehearse needs PostgreSQL, but the site database is ${database}: the embedded database has a single connection, so the locks a step takes cannot be watched from a second one`,
     hint: 'Rehearse against a PostgreSQL copy of the site (--database postgres://…), or test the steps with outageless/testing.',
   })),
-  /** A step of the rehearsal wrote to, or strongly locked, a relation outside the scratch schema. */
-  liveTouched: errorFactory('OUTAGELESS_ERR_REHEARSE_LIVE_TOUCHED', (component: string, step: string, file: string, relations: readonly string[], rolledBack: boolean) => ({
-    message: `step ${step} took write locks on ${relations.join(', ')} outside the scratch schema (it names a schema explicitly)${rolledBack ? '; its transaction was rolled back, nothing outside the scratch copy changed' : '; the step ran outside a transaction, so check those relations'}`,
-    location: { component, step, file },
-    hint: 'Write unqualified table names in steps (assign, not public.assign): steps run in the site\'s schema, and a rehearsal runs them in a scratch copy of it.',
-  })),
+  /** A step of the rehearsal reached (or tried to reach) past the scratch schema. */
+  liveTouched: errorFactory(
+    'OUTAGELESS_ERR_REHEARSE_LIVE_TOUCHED',
+    (component: string, step: string, file: string, relations: readonly string[], how: 'refused' | 'rolled-back' | 'ran') => ({
+      message:
+        how === 'refused'
+          ? `step ${step} sent a statement that names ${relations.join(', ')} outside the scratch copy; it was refused before it reached the database, nothing live was changed`
+          : how === 'rolled-back'
+            ? `step ${step} took write locks on ${relations.join(', ')} outside the scratch copy; its transaction was rolled back, nothing live was changed`
+            : `step ${step} took write locks on ${relations.join(', ')} outside the scratch copy (from a function or DO block the rehearsal cannot read); it ran outside a transaction, so check those relations`,
+      location: { component, step, file },
+      hint: "Write unqualified table names in steps (assign, not public.assign) and leave the search path alone: steps run in the site's schema, and a rehearsal runs them in a scratch copy of it.",
+    }),
+  ),
   /** A pending step failed on the scratch copy; it would fail on the live database as well. */
   stepFailed: errorFactory('OUTAGELESS_ERR_REHEARSE_STEP_FAILED', (component: string, step: string, version: number, file: string, cause: unknown) => ({
     message: `step ${step} (${version}) failed on the scratch copy: ${cause instanceof Error ? cause.message : String(cause)}. Nothing live was changed`,

@@ -321,3 +321,47 @@ export class LockMonitor {
     await this.#client.end().catch(() => {});
   }
 }
+
+/** Thrown, before anything is sent, for a statement that would reach past the scratch copy. */
+export class OutsideScratchError extends Error {
+  readonly relation: string;
+  readonly sql: string;
+
+  constructor(relation: string, sqlText: string) {
+    super(`refused to send a statement that names ${relation} outside the scratch copy: ${sqlText.slice(0, 200)}`);
+    this.name = 'OutsideScratchError';
+    this.relation = relation;
+    this.sql = sqlText;
+  }
+}
+
+const SYSTEM_SCHEMAS = new Set(['pg_catalog', 'information_schema', 'pg_temp', 'pg_toast']);
+
+/**
+ * Why `text` must not run on the step connection of a rehearsal, or undefined when it may:
+ * it names a table of the live schema (or writes to any other schema) explicitly, or moves
+ * the search path off the scratch schema. Checked before the statement is sent, because an
+ * online step runs outside a transaction and could not be rolled back.
+ *
+ * @example
+ * ```ts
+ * outsideScratch('update public.assign set grade = 0', 'public', 'outageless_rehearse_1a2b') // 'public.assign'
+ * outsideScratch('update assign set grade = 0', 'public', 'outageless_rehearse_1a2b')        // undefined
+ * ```
+ */
+export function outsideScratch(text: string, liveSchema: string, scratchSchema: string): string | undefined {
+  const statement = normalize(text);
+  if (/\bsearch_path\b/i.test(statement) || /^set\s+schema\b/i.test(statement)) return 'the search path';
+  const escape = (value: string) => value.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const names = [`"${escape(liveSchema.replaceAll('"', '""'))}"`];
+  if (/^[a-z_][a-z0-9_$]*$/.test(liveSchema)) names.push(`(?<![A-Za-z0-9_$"])${escape(liveSchema)}`);
+  const qualified = new RegExp(String.raw`(?:${names.join('|')})\s*\.\s*(${IDENT})`, 'i').exec(statement);
+  if (qualified) return `${liveSchema}.${unquote(qualified[1]!)}`;
+  const kind = classifyStatement(statement, new Map());
+  if (kind.kind === 'ddl' || kind.kind === 'dml') {
+    for (const lock of kind.locks) {
+      if (lock.schema !== undefined && lock.schema !== scratchSchema && !SYSTEM_SCHEMAS.has(lock.schema)) return `${lock.schema}.${lock.table}`;
+    }
+  }
+  return undefined;
+}

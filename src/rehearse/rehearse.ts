@@ -18,7 +18,7 @@ import { isStateTable } from '../state/tables.ts';
 import { analyzeStep, moreDangerous, type ObservedLock, type ObservedReason, type ObservedStatement, type Rewrite, type TableSize } from './analyze.ts';
 import { cloneSchema, quoteIdent, type ClonedTable } from './clone.ts';
 import { rehearseErrors } from './errors.ts';
-import { LockMonitor, lockRank, StatementRecorder, type LockMode } from './observe.ts';
+import { LockMonitor, lockRank, OutsideScratchError, outsideScratch, StatementRecorder, type LockMode } from './observe.ts';
 
 /**
  * `outageless rehearse`: runs the pending upgrade steps on a scratch copy of the live schema
@@ -30,8 +30,13 @@ import { LockMonitor, lockRank, StatementRecorder, type LockMode } from './obser
  * The live schema is only read. The scratch schema is dropped afterwards, also on error.
  */
 
-/** Rows generated per table of the scratch copy unless `rows` says otherwise. */
-export const DEFAULT_REHEARSAL_ROWS = 1000;
+/**
+ * Rows generated per table of the scratch copy unless `rows` says otherwise. Below about
+ * this many, a DDL statement's fixed cost (catalog, files) dominates its time, and scaling it
+ * to a large live table overstates it tenfold; 10,000 rows keep the estimate within about
+ * 1.5× for index builds while the copy still takes a second or two.
+ */
+export const DEFAULT_REHEARSAL_ROWS = 10_000;
 
 /**
  * The lock budget unless `lockBudgetMs` says otherwise: a lock that blocks writes, held longer
@@ -46,7 +51,7 @@ export interface RehearseOptions {
   /** Connection string of the same database, for the step connection and the lock monitor. */
   readonly url: string;
   readonly code: SiteCode;
-  /** Generated rows per table; 0 checks classes and schema without timing. Default 1000. */
+  /** Generated rows per table; 0 checks classes and schema without timing. Default {@link DEFAULT_REHEARSAL_ROWS}. */
   readonly rows?: number;
   /** Default {@link DEFAULT_LOCK_BUDGET_MS}. */
   readonly lockBudgetMs?: number;
@@ -170,6 +175,15 @@ function indexTables(schema: LiveSchema): Map<string, string> {
   return map;
 }
 
+/** The first error in `error`'s cause chain that passes `test`. */
+function findCause<T>(error: unknown, test: (cause: unknown) => cause is T): T | undefined {
+  for (let current = error, depth = 0; current && depth < 8; depth++) {
+    if (test(current)) return current;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
 function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.floor(sorted.length / 2)] ?? 0;
@@ -231,7 +245,20 @@ export async function rehearse(options: RehearseOptions): Promise<RehearsalRepor
     application_name: 'outageless-rehearse',
   });
   pool.on('error', () => {});
-  pool.on('connect', (client) => client.setTypeParser(INT8_OID, NUMERIC_SAFE));
+  // While a step runs, a statement that names the live schema is refused before it is sent:
+  // an online step runs outside a transaction, so afterwards would be too late.
+  const guard = { liveSchema: undefined as string | undefined };
+  pool.on('connect', (client) => {
+    client.setTypeParser(INT8_OID, NUMERIC_SAFE);
+    const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+    (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
+      const first = args[0];
+      const text = typeof first === 'string' ? first : (first as { text?: unknown } | undefined)?.text;
+      const relation = guard.liveSchema !== undefined && typeof text === 'string' ? outsideScratch(text, guard.liveSchema, scratch) : undefined;
+      if (relation !== undefined) return Promise.reject(new OutsideScratchError(relation, text as string));
+      return query(...args);
+    };
+  });
   const db = new Kysely<any>({ dialect: new PostgresDialect({ pool }), log: recorder.logger, plugins: [recorder.plugin] });
   let monitor: LockMonitor | undefined;
   let created = false;
@@ -304,6 +331,7 @@ export async function rehearse(options: RehearseOptions): Promise<RehearsalRepor
         let heldAtCommit: { table: string; mode: LockMode }[] = [];
         let error: unknown;
         monitor.start(pid);
+        guard.liveSchema = clone.liveSchema;
         recorder.recording = true;
         const startMs = performance.now();
         try {
@@ -323,7 +351,7 @@ export async function rehearse(options: RehearseOptions): Promise<RehearsalRepor
               const held = await heldLocks(trx);
               recorder.recording = true;
               const outside = held.filter((lock) => lock.schema !== scratch && !SYSTEM_SCHEMA.test(lock.schema) && lockRank(lock.mode) >= lockRank('RowExclusiveLock'));
-              if (outside.length > 0) throw rehearseErrors.liveTouched(component, step.id, file, outside.map((lock) => `${lock.schema}.${lock.table} (${lock.mode})`), true);
+              if (outside.length > 0) throw rehearseErrors.liveTouched(component, step.id, file, outside.map((lock) => `${lock.schema}.${lock.table} (${lock.mode})`), 'rolled-back');
               heldAtCommit = held.filter((lock) => lock.schema === scratch);
             });
           } else {
@@ -334,6 +362,7 @@ export async function rehearse(options: RehearseOptions): Promise<RehearsalRepor
         }
         const endMs = performance.now();
         recorder.recording = false;
+        guard.liveSchema = undefined;
         const samples = await monitor.stop();
         const statements = recorder.take();
 
@@ -363,7 +392,9 @@ export async function rehearse(options: RehearseOptions): Promise<RehearsalRepor
             .filter((sample) => sample.schema !== scratch && !SYSTEM_SCHEMA.test(sample.schema) && lockRank(sample.mode) >= lockRank('RowExclusiveLock'))
             .map((sample) => `${sample.schema}.${sample.table} (${sample.mode})`),
         ];
-        if (error === undefined && outside.length > 0) error = rehearseErrors.liveTouched(component, step.id, file, [...new Set(outside)], false);
+        if (error === undefined && outside.length > 0) error = rehearseErrors.liveTouched(component, step.id, file, [...new Set(outside)], 'ran');
+        const refused = findCause(error, (cause): cause is OutsideScratchError => cause instanceof OutsideScratchError);
+        if (refused) error = rehearseErrors.liveTouched(component, step.id, file, [refused.relation], 'refused');
 
         const warning = moreDangerous(observation.observed, step.declaredOutage)
           ? `${component} step ${step.id} declares outage ${step.declaredOutage}${step.outage === step.declaredOutage ? '' : ` (the plan raises it to ${step.outage})`} but the rehearsal observed ${observation.observed}: ${observation.reasons

@@ -159,6 +159,22 @@ describe.skipIf(!postgresAvailable)('outageless rehearse (PostgreSQL)', () => {
     expect(text.stdout).toContain('Rehearsal agrees');
   });
 
+  it('refuses a step that names the live schema before the statement is sent (exit 1), and the live rows stay as they were', async () => {
+    await sql`insert into course (fullname, shortname) values ('Live course', 'live')`.execute(db);
+    const before = await liveState();
+    const courses = async () => (await sql<{ fullname: string }>`select fullname from course order by id`.execute(db)).rows;
+    const rowsBefore = await courses();
+    await deployAssignRelease(site, { id: 'assign_touch_live', transaction: false, body: "await sql`update public.course set fullname = 'changed by a rehearsal'`.execute(db);" }, (text) => text);
+    const result = await rehearse();
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('OUTAGELESS_ERR_REHEARSE_LIVE_TOUCHED');
+    expect(result.stderr).toContain('public.course');
+    expect(result.stderr).toContain('refused before it reached the database');
+    expect(await courses()).toEqual(rowsBefore);
+    expect(await liveState()).toEqual(before);
+    expect(await scratchSchemas()).toEqual([]);
+  });
+
   it('refuses the embedded database with a coded error', async () => {
     const result = await cli(['rehearse', '--root', site.root, '--database', 'pglite://memory']);
     expect(result.code).toBe(1);
