@@ -160,7 +160,7 @@ function sqlTexts(source: string): string[] {
     const start = match.index + match[0].length - 1;
     const end = skipString(source, start);
     let n = 0;
-    texts.push(source.slice(start + 1, end).replace(/\$\{/g, '\u0000{').replace(/\u0000\{[^}]*\}/g, () => `$${++n}`));
+    texts.push(source.slice(start + 1, end).replace(/\$\{[^}]*\}/g, () => `$${++n}`));
   }
   for (const match of source.matchAll(/\bsql\s*\.\s*raw\s*\(/g)) {
     const call = balanced(source, match.index + match[0].length - 1);
