@@ -6,7 +6,7 @@ import type { SiteCode } from '../component/discover.ts';
 import { loadInstall, loadSchema, loadUpgrade } from '../component/files.ts';
 import { notifyStateChanged, type SiteDatabase } from '../database/open.ts';
 import type { HeldUpgradeLock, UpgradeLockHolder, UpgradeMode } from '../database/upgrade-lock.ts';
-import { errors, isOutagelessError } from '../errors.ts';
+import { errors, isOutagelessError, OutagelessError } from '../errors.ts';
 import type { CachePurgePlan, Plan, PlanItem, PlannedStep } from '../plan/plan.ts';
 import { readPlan } from '../plan/read.ts';
 import { installSchema } from '../schema/ddl.ts';
@@ -381,6 +381,14 @@ async function runStep(run: RunContext, item: PlanItem, step: PlannedStep, finis
   } catch (error) {
     await logFailure(db, runId, component, step.id, step.version, startedAt, started, error);
     if (isOutagelessError(error, errors.upgradeLockLost.code)) throw error;
+    // Its own code and exit code (7), so a pipeline can tell "retry later" from a broken step.
+    if (isOutagelessError(error, schemaErrors.lockWaitExceeded.code)) {
+      throw new OutagelessError(error.code, error.message, {
+        exitCode: error.exitCode,
+        location: { component, step: step.id, file: join(item.code!.versionFile, '..', 'db', 'upgrade.ts') },
+        ...(error.hint ? { hint: error.hint } : {}),
+      });
+    }
     throw errors.stepFailed(component, step.id, step.version, join(item.code!.versionFile, '..', 'db', 'upgrade.ts'), error);
   }
   emit({ kind: 'step-applied', component, step: step.id, version: step.version, durationMs: performance.now() - started });
