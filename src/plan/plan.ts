@@ -4,7 +4,7 @@ import type { Component, SiteCode } from '../component/discover.ts';
 import { loadUpgrade } from '../component/files.ts';
 import { errors } from '../errors.ts';
 import type { InstalledComponent } from '../state/installed.ts';
-import type { LiveSchema } from '../schema/introspect.ts';
+import type { SchemaShape } from '../schema/online-safety.ts';
 import { upgradeOrder } from './order.ts';
 import { verifyStep, type StepFinding } from './verify-step.ts';
 
@@ -87,7 +87,7 @@ export interface PlanInput {
    * The live schema, which the installed release reads: steps declared `none` are verified
    * against it. Without it, renames and drops are judged as breaking whatever they touch.
    */
-  readonly liveSchema?: LiveSchema;
+  readonly liveSchema?: SchemaShape;
   /**
    * `throw` (the upgrader): code older than the database is a downgrade error.
    * `report` (a front during a rollout): such components get action `behind`.

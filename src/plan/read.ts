@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
 import { discoverSite, type SiteCode } from '../component/discover.ts';
 import { readAppliedSteps, readInstalled } from '../state/installed.ts';
-import { introspectSchema } from '../schema/introspect.ts';
+import { readSchemaShape } from '../schema/online-safety.ts';
 import { isStateTable } from '../state/tables.ts';
 import { buildPlan, type Plan } from './plan.ts';
 
@@ -24,6 +24,6 @@ export async function readPlan(
   const code = 'code' in source ? source.code : await discoverSite(source.root);
   const [installed, appliedSteps] = await Promise.all([readInstalled(db), readAppliedSteps(db)]);
   // What the installed release reads, for verifying steps declared `none` against it.
-  const liveSchema = installed ? await introspectSchema(db, { exclude: isStateTable }) : undefined;
+  const liveSchema = installed ? await readSchemaShape(db, isStateTable) : undefined;
   return { code, plan: await buildPlan({ code, installed, appliedSteps, liveSchema, olderCode: options.olderCode ?? 'throw' }) };
 }

@@ -1,7 +1,6 @@
 import type { UpgradeStep } from '../component/definitions.ts';
 import type { ColumnDefinition, IndexDefinition } from '../schema/definition.ts';
-import type { LiveSchema } from '../schema/introspect.ts';
-import { assessHelperCall, assessStatement, describeCall, type HelperCall } from '../schema/online-safety.ts';
+import { assessHelperCall, assessStatement, describeCall, type HelperCall, type SchemaShape } from '../schema/online-safety.ts';
 
 /**
  * The verified outage class (DESIGN §4.7): a step's `outage` is a claim, and the plan checks
@@ -191,7 +190,7 @@ function bulkWrites(source: string): string[] {
  * if (findings.some((f) => f.kind === 'breaking')) console.log(findings[0].reason)
  * ```
  */
-export function verifyStep(step: UpgradeStep, live: LiveSchema | undefined): StepVerification {
+export function verifyStep(step: UpgradeStep, live: SchemaShape | undefined): StepVerification {
   const source = step.run.toString();
   const calls: HelperCall[] = [];
   const findings: StepFinding[] = [];

@@ -1,6 +1,6 @@
 import type { ColumnDefinition, ForeignKeyDefinition, IndexDefinition, TableDefinition } from './definition.ts';
 import { postgresType } from './ddl.ts';
-import type { LiveSchema } from './introspect.ts';
+import { sql, type Kysely } from 'kysely';
 
 /**
  * What each `ctx.schema` helper does to code that is already serving (DESIGN §4.7): the
@@ -8,6 +8,41 @@ import type { LiveSchema } from './introspect.ts';
  * calls in its dry run, and the helpers ask it again at run time, so a step declared
  * `none` can never rename, drop or rewrite what the installed release reads.
  */
+
+/**
+ * What the installed release reads, as far as judging a change needs: tables and their
+ * columns. A full `LiveSchema` fits, and {@link readSchemaShape} reads one without taking
+ * a lock (so `status` never waits behind a running step's ACCESS EXCLUSIVE).
+ */
+export interface SchemaShape {
+  readonly tables: Readonly<Record<string, { readonly columns: readonly { readonly name: string; readonly type: string; readonly nullable: boolean }[] }>>;
+}
+
+/**
+ * Reads tables and columns of `current_schema()` from the catalog alone: no function that
+ * opens a relation (such as `pg_get_expr`), so no lock is taken or waited for.
+ *
+ * @example
+ * ```ts
+ * const shape = await readSchemaShape(db, (table) => table.startsWith('outageless_'))
+ * shape.tables.assign?.columns.map((c) => c.name)
+ * ```
+ */
+export async function readSchemaShape(db: Kysely<any>, exclude: (table: string) => boolean = () => false): Promise<SchemaShape> {
+  const { rows } = await sql<{ table: string; column: string; type: string; notnull: boolean }>`
+    select c.relname as table, a.attname as column, pg_catalog.format_type(a.atttypid, a.atttypmod) as type, a.attnotnull as notnull
+    from pg_catalog.pg_class c
+      join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+      join pg_catalog.pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
+    where n.nspname = pg_catalog.current_schema() and c.relkind in ('r', 'p')
+    order by c.relname, a.attnum`.execute(db);
+  const tables: Record<string, { name: string; type: string; nullable: boolean }[]> = {};
+  for (const row of rows) {
+    if (exclude(row.table)) continue;
+    (tables[row.table] ??= []).push({ name: row.column, type: row.type, nullable: !row.notnull });
+  }
+  return { tables: Object.fromEntries(Object.entries(tables).map(([name, columns]) => [name, { columns }])) };
+}
 
 /** One helper call, as the plan's dry run records it and the runtime guard sees it. */
 export type HelperCall =
@@ -53,12 +88,12 @@ export function describeCall(call: HelperCall): string {
   }
 }
 
-function liveColumn(old: LiveSchema | undefined, table: string, column: string) {
+function liveColumn(old: SchemaShape | undefined, table: string, column: string) {
   return old?.tables[table]?.columns.find((c) => c.name === column);
 }
 
 /** Whether the installed release reads `table` (unknown schema: assume it does). */
-function oldCodeReads(old: LiveSchema | undefined, table: string, column?: string): boolean {
+function oldCodeReads(old: SchemaShape | undefined, table: string, column?: string): boolean {
   if (!old) return true;
   const live = old.tables[table];
   if (!live) return false;
@@ -75,7 +110,7 @@ function oldCodeReads(old: LiveSchema | undefined, table: string, column?: strin
  * // { kind: 'breaking', reason: "schema.renameColumn('assign', 'name', 'title') breaks …", alternative: '…' }
  * ```
  */
-export function assessHelperCall(call: HelperCall, old: LiveSchema | undefined): OnlineVerdict {
+export function assessHelperCall(call: HelperCall, old: SchemaShape | undefined): OnlineVerdict {
   const helper = describeCall(call);
   const breaking = (reason: string, alternative: string): OnlineVerdict => ({ kind: 'breaking', helper, reason: `${helper} ${reason}`, alternative });
   switch (call.kind) {

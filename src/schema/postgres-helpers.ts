@@ -23,7 +23,7 @@ import {
 } from './definition.ts';
 import { schemaErrors } from './errors.ts';
 import type { BackfillOptions, SchemaHelpers } from './helpers.ts';
-import { introspectTable, type LiveSchema } from './introspect.ts';
+import { introspectTable } from './introspect.ts';
 import {
   backoffMs,
   createLockWaitBudget,
@@ -35,7 +35,7 @@ import {
   setLockTimeout,
   type LockWaitBudget,
 } from './lock-safety.ts';
-import { assessHelperCall, type HelperCall } from './online-safety.ts';
+import { assessHelperCall, type HelperCall, type SchemaShape } from './online-safety.ts';
 
 export interface SchemaHelperOptions {
   /** How long one attempt of a DDL statement may wait for its lock. Default 200. */
@@ -52,7 +52,7 @@ export interface SchemaHelperOptions {
    * Set when the step runs while the site serves as class `none`: helpers that would break
    * the installed release (judged against `oldSchema`, the schema before the upgrade) refuse.
    */
-  readonly online?: { readonly component: string; readonly step: string; readonly oldSchema: LiveSchema | undefined };
+  readonly online?: { readonly component: string; readonly step: string; readonly oldSchema: SchemaShape | undefined };
   /** Rows per batch of `backfill` and of a volatile default's backfill. Default 1000. */
   readonly batchSize?: number;
 }

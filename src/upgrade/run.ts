@@ -12,7 +12,7 @@ import { readPlan } from '../plan/read.ts';
 import { installSchema } from '../schema/ddl.ts';
 import { createSchemaHelpers } from '../schema/postgres-helpers.ts';
 import { schemaErrors } from '../schema/errors.ts';
-import { introspectSchema, type LiveSchema } from '../schema/introspect.ts';
+import { readSchemaShape, type SchemaShape } from '../schema/online-safety.ts';
 import {
   backoffMs,
   createLockWaitBudget,
@@ -137,7 +137,7 @@ export async function runUpgrade(options: UpgradeOptions): Promise<UpgradeResult
     const runId = randomUUID();
     await ensureStateTables(database.db);
     // What the installed release reads: online steps refuse to break it (DESIGN §4.7).
-    const oldSchema = await introspectSchema(database.db, { exclude: isStateTable });
+    const oldSchema = await readSchemaShape(database.db, isStateTable);
     const locks = { timeoutMs: options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS, waitMs: options.lockWaitMs ?? DEFAULT_LOCK_WAIT_MS };
     const pauses = await runComponents({ db: database.db, code, lock: held, runId, emit, locks, mode, oldSchema }, plan, mode, options.drainComponent);
     const purged = mode === 'maintenance' && plan.purgeCaches.kind !== 'none';
@@ -171,7 +171,7 @@ async function preloadDefinitions(code: SiteCode, plan: Plan): Promise<void> {
 interface StepContextOptions {
   readonly budget: LockWaitBudget;
   /** Present when the step runs online: breaking helpers refuse. */
-  readonly online?: { readonly step: string; readonly oldSchema: LiveSchema };
+  readonly online?: { readonly step: string; readonly oldSchema: SchemaShape };
   /** Remembers the table of the last helper lock timeout, to name its blockers. */
   readonly onLockTimeout?: (table: string | undefined) => void;
 }
@@ -200,7 +200,7 @@ interface RunContext {
   readonly emit: (event: UpgradeEvent) => void;
   readonly locks: { readonly timeoutMs: number; readonly waitMs: number };
   readonly mode: UpgradeMode;
-  readonly oldSchema: LiveSchema;
+  readonly oldSchema: SchemaShape;
 }
 
 /**
@@ -389,7 +389,7 @@ async function runStep(run: RunContext, item: PlanItem, step: PlannedStep, finis
         ...(error.hint ? { hint: error.hint } : {}),
       });
     }
-    throw errors.stepFailed(component, step.id, step.version, join(item.code!.versionFile, '..', 'db', 'upgrade.ts'), error);
+    throw errors.stepFailed(component, step.id, step.version, join(item.code!.versionFile, '..', 'db', 'upgrade.ts'), error, !online && step.transaction);
   }
   emit({ kind: 'step-applied', component, step: step.id, version: step.version, durationMs: performance.now() - started });
 }
