@@ -10,10 +10,11 @@ export default defineUpgrade({
       // No `outage` on purpose: it defaults to 'site'. Old code may still write a NULL grade,
       // which the new constraint rejects, and new code relies on every quiz having a grade,
       // so old and new code cannot serve side by side.
-      async run({ db, schema, log }) {
-        // Guarded backfill: a rerun finds no NULL grade left and updates nothing.
-        const result = await db.updateTable('quiz').set({ grade: 0 }).where('grade', 'is', null).executeTakeFirst();
-        log(`quiz: set grade 0 on ${result.numUpdatedRows} quizzes without a grade`);
+      async run({ schema, log }) {
+        // Batched and guarded: each batch of ids is its own short statement, and a rerun
+        // finds no NULL grade left and updates nothing.
+        const updated = await schema.backfill('quiz', { set: { grade: 0 }, where: { sql: 'grade is null' } });
+        log(`quiz: set grade 0 on ${updated} quizzes without a grade`);
         await schema.changeColumn('quiz', 'grade', { type: 'numeric(10,5)', default: 0 });
       },
     },

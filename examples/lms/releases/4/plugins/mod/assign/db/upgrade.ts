@@ -33,15 +33,11 @@ export default defineUpgrade({
       // Only mod_assign is concerned, and it declares maintenance: { disableable: true }, so
       // only mod_assign pauses; the rest of the site keeps serving.
       outage: 'component',
-      async run({ db, schema, log }) {
+      async run({ schema, log }) {
         await schema.addColumn('assign_submission', 'timemodified', { type: 'timestamp', nullable: true });
-        // Guarded backfill: a rerun finds no NULL left and updates nothing.
-        const result = await db
-          .updateTable('assign_submission')
-          .set((eb: any) => ({ timemodified: eb.ref('created') }))
-          .where('timemodified', 'is', null)
-          .executeTakeFirst();
-        log(`assign_submission: backfilled timemodified on ${result.numUpdatedRows} submissions`);
+        // Batched and guarded: a rerun finds no NULL left and updates nothing.
+        const updated = await schema.backfill('assign_submission', { set: { timemodified: { sql: 'created' } }, where: { sql: 'timemodified is null' } });
+        log(`assign_submission: backfilled timemodified on ${updated} submissions`);
         // A frozen copy of the definition in db/schema.ts of this release.
         await schema.createTable('assign_event_log', {
           columns: {
