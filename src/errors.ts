@@ -219,6 +219,11 @@ export const errors = {
     exitCode: ExitCode.embeddedInUse,
     hint: 'An embedded (PGlite) site serves one process. Stop the other process, or use PostgreSQL (--database postgres://…) for multi-process sites.',
   })),
+  embeddedPath: errorFactory('OUTAGELESS_ERR_EMBEDDED_PATH', (dir: string, problem: string) => ({
+    message: `the embedded database cannot be opened at ${dir}: ${problem}`,
+    location: { file: dir },
+    hint: 'pglite://<dir> names a directory for the embedded database, created when missing. Point --database (or $OUTAGELESS_DATABASE_URL) at a directory, or move the file that is in the way.',
+  })),
   databaseUrl: errorFactory('OUTAGELESS_ERR_DATABASE_URL', (url: string) => ({
     message: `unsupported database URL "${url}"`,
     hint: 'Use postgres://user@host:port/db, postgresql://…, pglite://<dir> or pglite://memory.',
@@ -228,10 +233,19 @@ export const errors = {
     hint: 'Check that the server runs and the URL (host, port, user, database) is right.',
     cause,
   })),
-  stepFailed: errorFactory('OUTAGELESS_ERR_STEP_FAILED', (component: string, step: string, version: number, file: string, cause: unknown) => ({
-    message: `step "${step}" (version ${version}) failed and was rolled back: ${cause instanceof Error ? cause.message : String(cause)}`,
+  /**
+   * A step threw. `rolledBack` is false for a step that ran outside one transaction
+   * (`transaction: false`, or an online step whose helper calls commit one by one): whatever it
+   * changed before the error stays, and the rerun starts the step over on top of it.
+   */
+  stepFailed: errorFactory('OUTAGELESS_ERR_STEP_FAILED', (component: string, step: string, version: number, file: string, cause: unknown, rolledBack = true) => ({
+    message: rolledBack
+      ? `step "${step}" (version ${version}) failed and was rolled back: ${cause instanceof Error ? cause.message : String(cause)}`
+      : `step "${step}" (version ${version}) failed; it runs outside a single transaction, so what it changed before the error was not rolled back and stays in the database: ${cause instanceof Error ? cause.message : String(cause)}`,
     location: { component, step, file },
-    hint: 'Fix the step or the data it trips on, then rerun `outageless upgrade`: it resumes at this step.',
+    hint: rolledBack
+      ? 'Fix the step or the data it trips on, then rerun `outageless upgrade`: it resumes at this step.'
+      : 'Fix the step or the data it trips on, then rerun `outageless upgrade`: the step reruns from the start over its own partial work, so it must be idempotent (guard each change, as the ctx.schema helpers do).',
     cause,
   })),
   installFailed: errorFactory('OUTAGELESS_ERR_INSTALL_FAILED', (component: string, file: string, cause: unknown) => ({

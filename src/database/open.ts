@@ -1,6 +1,7 @@
 import { Kysely, PGliteDialect, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { errors } from '../errors.ts';
 import { claimEmbeddedDirectory } from './embedded-claim.ts';
 import { parseDatabaseUrl, redactDatabaseUrl } from './url.ts';
@@ -71,12 +72,42 @@ interface SharedEmbedded {
 // in this process (a front and a web-started upgrade, say) shares it and its lock.
 const embedded = new Map<string, Promise<SharedEmbedded>>();
 
+/**
+ * Refuses a `pglite://` path that cannot be a data directory before anything is created: the
+ * path itself, or the nearest part of it that exists, must be a directory.
+ */
+function checkEmbeddedPath(dir: string): void {
+  for (let path = dir; ; path = dirname(path)) {
+    const stats = statSync(path, { throwIfNoEntry: false });
+    if (stats?.isDirectory()) return;
+    if (stats) {
+      const kind = stats.isFile() ? 'a regular file' : 'not a directory';
+      throw errors.embeddedPath(dir, path === dir ? `${dir} is ${kind}` : `${path} is ${kind}, so no directory can be made below it`);
+    }
+    if (dirname(path) === path) return;
+  }
+}
+
+/** Runs a file-system step of opening `dir`, turning its errno failures into a coded error. */
+function onEmbeddedPath<T>(dir: string, step: () => T): T {
+  try {
+    return step();
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (typeof code === 'string' && ['EEXIST', 'ENOTDIR', 'EACCES', 'EPERM', 'EROFS', 'ENOSPC', 'ENAMETOOLONG', 'ELOOP'].includes(code)) {
+      throw errors.embeddedPath(dir, (error as Error).message);
+    }
+    throw error;
+  }
+}
+
 async function openEmbedded(key: string, dir: string | undefined): Promise<SharedEmbedded> {
-  const claim = dir ? claimEmbeddedDirectory(dir) : undefined;
+  if (dir) onEmbeddedPath(dir, () => checkEmbeddedPath(dir));
+  const claim = dir ? onEmbeddedPath(dir, () => claimEmbeddedDirectory(dir)) : undefined;
   try {
     // Loaded lazily: PostgreSQL sites never pay for the embedded engine.
     const { PGlite } = await import('@electric-sql/pglite');
-    if (dir) mkdirSync(dir, { recursive: true });
+    if (dir) onEmbeddedPath(dir, () => mkdirSync(dir, { recursive: true }));
     const pglite = await PGlite.create(dir ?? undefined, { parsers: { [INT8_OID]: NUMERIC_SAFE } });
     const shared: SharedEmbedded = {
       pglite,
