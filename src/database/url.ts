@@ -35,10 +35,25 @@ export function parseDatabaseUrl(url: string): DatabaseLocation {
     }
     if (rest.length > 0) return { kind: 'pglite', url, dir: resolve(rest) };
   }
-  throw errors.databaseUrl(url);
+  // The URL is echoed back to the operator (and into logs): never with its password.
+  throw errors.databaseUrl(redactDatabaseUrl(url));
 }
 
-/** The URL without its password, for messages and `status`. */
+/**
+ * The URL without its password, for messages and `status`. It errs on the side of hiding: a
+ * password with an unencoded `@` is hidden up to the last `@` before the query, and
+ * `password=` / `sslpassword=` query parameters are hidden too.
+ *
+ * @example
+ * ```ts
+ * redactDatabaseUrl('postgres://lms:s3cret@db:5432/lms')
+ * // => 'postgres://lms:***@db:5432/lms'
+ * redactDatabaseUrl('mysql://db/lms?user=root&password=s3cret')
+ * // => 'mysql://db/lms?user=root&password=***'
+ * ```
+ */
 export function redactDatabaseUrl(url: string): string {
-  return url.replace(/(\/\/[^:/@]+:)[^@]*@/, '$1***@');
+  return url
+    .replace(/^([^:/?#]*:\/\/[^:/?#@]*:)[^?]*@/, '$1***@')
+    .replace(/([?&](?:ssl)?password=)[^&#]*/gi, '$1***');
 }
