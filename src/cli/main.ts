@@ -13,6 +13,14 @@ function packageVersion(): string {
   return manifest.version;
 }
 
+/** Calls `configure` on every command below `command`, however deeply nested. */
+function applyToSubcommands(command: Command, configure: (command: Command) => void): void {
+  for (const subcommand of command.commands) {
+    configure(subcommand);
+    applyToSubcommands(subcommand, configure);
+  }
+}
+
 /**
  * The `outageless` command line. Every command returns its exit code; errors users can act
  * on print their code, location and fix (as JSON with `--json`), never a stack trace.
@@ -37,6 +45,9 @@ export async function main(argv: readonly string[]): Promise<number> {
     .addCommand(serveCommand(run))
     .addCommand(lintCommand(run))
     .addCommand(rehearseCommand(run));
+  // addCommand() copies no settings to a subcommand, so without this a bad flag on `upgrade`
+  // would make commander print its message and call process.exit(1) itself.
+  applyToSubcommands(program, (command) => command.exitOverride().configureOutput({ writeErr: (text) => process.stderr.write(text) }));
 
   try {
     await program.parseAsync([...argv], { from: 'user' });

@@ -45,8 +45,43 @@ export function upgradeCommand(run: (result: Promise<CommandResult>) => void): C
     .action((flags: UpgradeFlags) => run(upgrade(flags)));
 }
 
+/** Two flags given together that ask for contradicting things, and why they do. */
+interface FlagConflict {
+  readonly first: string;
+  readonly second: string;
+  readonly why: string;
+}
+
+/**
+ * The first pair of given flags that contradict each other. Checked before the database is
+ * opened, so a contradicting command line changes nothing. The report modes run no upgrade, so
+ * flags that only mean something for a run are refused with them rather than ignored;
+ * `--is-maintenance-required` may still set or clear the UI lock, as in Moodle.
+ */
+function conflictingFlags(flags: UpgradeFlags): FlagConflict | undefined {
+  // --no-outage is an alias of --no-maintenance: name the one that was typed.
+  const online = flags.maintenance === false ? '--no-maintenance' : flags.outage === false ? '--no-outage' : undefined;
+  const pending = '--is-pending only reports and runs no upgrade';
+  const required = '--is-maintenance-required only reports and runs no upgrade';
+  const pairs: readonly (readonly [string | false | undefined, string | false | undefined, string])[] = [
+    [flags.isPending && '--is-pending', flags.isMaintenanceRequired && '--is-maintenance-required', 'each is a report with its own exit codes; pass one'],
+    [flags.isPending && '--is-pending', online, `${pending}, with or without maintenance`],
+    [flags.isPending && '--is-pending', flags.setUiUpgradeLock && '--set-ui-upgrade-lock', `${pending} and changes nothing; --is-maintenance-required may set the UI lock`],
+    [flags.isPending && '--is-pending', flags.unsetUiUpgradeLock && '--unset-ui-upgrade-lock', `${pending} and changes nothing; --is-maintenance-required may clear the UI lock`],
+    [flags.isPending && '--is-pending', flags.purgeOwnCaches && '--purge-own-caches', `${pending}, so there are no caches to purge after it`],
+    [flags.isMaintenanceRequired && '--is-maintenance-required', online, `${required}; its exit code says whether --no-maintenance would be accepted`],
+    [flags.isMaintenanceRequired && '--is-maintenance-required', flags.purgeOwnCaches && '--purge-own-caches', `${required}, so there are no caches to purge after it`],
+    [flags.setUiUpgradeLock && '--set-ui-upgrade-lock', flags.unsetUiUpgradeLock && '--unset-ui-upgrade-lock', 'the UI upgrade lock cannot be both set and cleared'],
+  ];
+  for (const [first, second, why] of pairs) {
+    if (first && second) return { first, second, why };
+  }
+  return undefined;
+}
+
 async function upgrade(flags: UpgradeFlags): Promise<CommandResult> {
-  if (flags.setUiUpgradeLock && flags.unsetUiUpgradeLock) throw errors.usage('--set-ui-upgrade-lock and --unset-ui-upgrade-lock exclude each other');
+  const conflict = conflictingFlags(flags);
+  if (conflict) throw errors.usage(`${conflict.first} and ${conflict.second} exclude each other: ${conflict.why}`);
   const waitSeconds = flags.wait === undefined ? 0 : Number(flags.wait);
   if (!Number.isFinite(waitSeconds) || waitSeconds < 0) throw errors.usage(`--wait expects a number of seconds, got "${flags.wait}"`);
   const lockTimeoutMs = flags.lockTimeout === undefined ? undefined : Number(flags.lockTimeout);
