@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, preHandlerHookHandl
 import cookie from '@fastify/cookie';
 import csrf from '@fastify/csrf-protection';
 import formbody from '@fastify/formbody';
+import rateLimit, { normalizeIP, type FastifyRateLimitStore } from '@fastify/rate-limit';
 import { isOutagelessError } from '../errors.ts';
 import type { Plan } from '../plan/plan.ts';
 import { listFronts, STALE_AFTER_HEARTBEATS, type FrontRecord } from '../runtime/front-registry.ts';
@@ -11,22 +12,102 @@ import { decide, UPGRADING_MESSAGE } from '../runtime/guard.ts';
 import type { SiteState } from '../runtime/site-state.ts';
 import { runUpgrade } from '../upgrade/run.ts';
 import { describeUpgradeEvent } from '../upgrade/describe-event.ts';
-import type { AdminSession } from './admin-session.ts';
+import { clientAddress, type AdminSession, type LiveAdminSession } from './admin-session.ts';
 import { html, page, raw, type SafeHtml } from './html.ts';
-import { sendUnavailable } from './unavailable.ts';
+import { sendUnavailable, wantsJson } from './unavailable.ts';
 
 /**
  * The admin area of a front: login, the site administration page, and the upgrade page with
- * its "Upgrade now" button and live progress. Sessions are signed cookies; every POST
- * carries a CSRF token. Without an admin secret the area refuses everyone.
+ * its "Upgrade now" button and live progress. Sessions are signed cookies naming a row of the
+ * site database (logout revokes them); every POST carries a CSRF token bound to the session
+ * and renewed at login; login attempts are rate-limited per client address. Without an admin
+ * secret the area refuses everyone.
  */
 
 export interface AdminOptions {
   readonly front: Front;
   readonly adminSecret: string | undefined;
   readonly session: AdminSession;
+  /** Trust the proxy's `X-Forwarded-For` for the client address (see the plugin option). */
+  readonly trustProxy?: boolean;
+  readonly loginRateLimit?: LoginRateLimit;
 }
+
+/**
+ * Login attempts allowed per client address: `max` in `timeWindowMs`. Past that, the address
+ * is refused for one window, and every attempt while refused doubles the wait (1, 2, 4, …
+ * windows) up to `maxBackoffMs`, so guessing slows down exponentially but nobody is locked
+ * out for ever (behind an untrusted proxy every client shares one address).
+ *
+ * @example
+ * ```ts
+ * await app.register(outageless, { root, adminSecret, loginRateLimit: { max: 10, timeWindowMs: 60_000, maxBackoffMs: 600_000 } })
+ * ```
+ */
+export interface LoginRateLimit {
+  readonly max: number;
+  readonly timeWindowMs: number;
+  readonly maxBackoffMs?: number;
+}
+
+/** Five attempts a minute per address, then backoff up to 15 minutes. */
+export const DEFAULT_LOGIN_RATE_LIMIT: Required<LoginRateLimit> = { max: 5, timeWindowMs: 60_000, maxBackoffMs: 900_000 };
+
+interface Attempts {
+  count: number;
+  windowStart: number;
+  blockedUntil: number;
+}
+
+/**
+ * The counting behind @fastify/rate-limit for logins. Its own memory store's
+ * `exponentialBackoff` only grows the Retry-After it reports: the counter still resets one
+ * window after the last attempt. This one keeps the address refused until the doubled wait
+ * has passed, capped at `maxBackoffMs`.
+ */
+function backoffStore(maxBackoffMs: number): new () => FastifyRateLimitStore & { read: FastifyRateLimitStore['incr'] } {
+  const entries = new Map<string, Attempts>();
+  const current = (key: string, timeWindow: number, now: number) => {
+    const entry = entries.get(key);
+    return entry && (now < entry.windowStart + timeWindow || now < entry.blockedUntil) ? entry : undefined;
+  };
+  const result = (entry: Attempts | undefined, timeWindow: number, now: number) =>
+    entry ? { current: entry.count, ttl: Math.max(entry.windowStart + timeWindow, entry.blockedUntil) - now } : { current: 0, ttl: timeWindow };
+  return class {
+    incr(key: string, callback: (error: Error | null, result?: { current: number; ttl: number }) => void, timeWindow: number, max: number): void {
+      const now = Date.now();
+      let entry = current(key, timeWindow, now);
+      if (!entry) {
+        // Addresses that went quiet are forgotten, so the map stays as small as the attackers.
+        if (entries.size >= 10_000) for (const other of entries.keys()) if (!current(other, timeWindow, now)) entries.delete(other);
+        entry = { count: 0, windowStart: now, blockedUntil: 0 };
+        entries.set(key, entry);
+      }
+      entry.count += 1;
+      if (entry.count > max) entry.blockedUntil = now + Math.min(timeWindow * 2 ** (entry.count - max - 1), maxBackoffMs);
+      callback(null, result(entry, timeWindow, now));
+    }
+    read(key: string, callback: (error: Error | null, result?: { current: number; ttl: number }) => void, timeWindow: number): void {
+      const now = Date.now();
+      callback(null, result(current(key, timeWindow, now), timeWindow, now));
+    }
+    child(): FastifyRateLimitStore {
+      return this;
+    }
+  };
+}
+
 const ADMIN = { config: { outageless: { area: 'admin' as const } } };
+const CSRF_COOKIE = 'outageless_csrf';
+/** What a CSRF token of a visitor without a session is bound to. */
+const ANONYMOUS = 'anonymous';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The admin session the request carries (resolved once per admin request), or null. */
+    outagelessAdmin: LiveAdminSession | null;
+  }
+}
 
 /** What a web-started upgrade has done so far; the page polls it for live progress. */
 interface WebUpgrade {
@@ -35,6 +116,18 @@ interface WebUpgrade {
   outcome: 'running' | 'succeeded' | 'failed';
   error: string | undefined;
 }
+
+/** The upgrade page's live progress: polls until the run ends, then reloads to show the new state. */
+const PROGRESS_SCRIPT = '/admin/assets/upgrade-progress.js';
+const PROGRESS_SCRIPT_SOURCE = `const timer = setInterval(async () => {
+  const res = await fetch('/admin/upgrade/progress', { headers: { accept: 'application/json' } });
+  if (!res.ok) return;
+  const p = await res.json();
+  document.getElementById('upgrade-progress').textContent = p.lines.join('\\n');
+  document.getElementById('upgrade-outcome').textContent = p.outcome + (p.error ? ': ' + p.error : '');
+  if (!p.running) { clearInterval(timer); location.reload(); }
+}, 300);
+`;
 
 function sameSecret(given: string, expected: string): boolean {
   // Hash first so the comparison is constant-time whatever the lengths.
@@ -74,17 +167,41 @@ function frontsTable(fronts: readonly FrontRecord[], self: string): SafeHtml {
 /** Registers the admin routes in their own context (cookie and CSRF plugins stay inside it). */
 export async function adminRoutes(app: FastifyInstance, options: AdminOptions): Promise<void> {
   const { front, adminSecret, session } = options;
+  const trustProxy = options.trustProxy ?? false;
+  const limit = options.loginRateLimit ?? DEFAULT_LOGIN_RATE_LIMIT;
   await app.register(cookie, { secret: session.cookieKey });
   await app.register(formbody);
-  await app.register(csrf, { cookieKey: 'outageless_csrf', cookieOpts: { signed: true, httpOnly: true, sameSite: 'strict', path: '/admin' } });
+  const csrfCookie = { signed: true, httpOnly: true, sameSite: 'strict', path: '/admin' } as const;
+  await app.register(csrf, {
+    cookieKey: CSRF_COOKIE,
+    cookieOpts: csrfCookie,
+    // Each token is bound to the session it was made for: a token (and CSRF cookie) from an
+    // anonymous visit, or from another session, does not pass with an admin cookie.
+    getUserInfo: (request) => request.outagelessAdmin?.id ?? ANONYMOUS,
+    csrfOpts: { hmacKey: createHash('sha256').update(`outageless-csrf:${session.cookieKey}`).digest('hex') },
+  });
+  await app.register(rateLimit, { global: false, store: backoffStore(limit.maxBackoffMs ?? DEFAULT_LOGIN_RATE_LIMIT.maxBackoffMs) });
+  const loginAttempts = app.createRateLimit({
+    max: limit.max,
+    timeWindow: limit.timeWindowMs,
+    keyGenerator: (request) => `admin-login:${normalizeIP(clientAddress(request, trustProxy))}`,
+  });
+
+  // Resolved once per admin request, before the CSRF check, which needs it synchronously.
+  app.decorateRequest('outagelessAdmin', null);
+  app.addHook('onRequest', async (request) => {
+    request.outagelessAdmin = (await session.resolve(request)) ?? null;
+  });
+
+  /** A CSRF token for this reply's page, bound to the request's session (Secure cookie over HTTPS). */
+  const csrfToken = (request: FastifyRequest, reply: FastifyReply) =>
+    reply.generateCsrf({ userInfo: request.outagelessAdmin?.id ?? ANONYMOUS, ...csrfCookie, secure: session.isSecure(request) });
 
   let webUpgrade: WebUpgrade | undefined;
 
-  const isAdmin = (request: FastifyRequest) => session.isAdmin(request);
-
   /** Admin pages: anonymous visitors go to the login page, JSON clients get 401. */
   const requireAdmin: preHandlerHookHandler = (request, reply, done) => {
-    if (isAdmin(request)) return done();
+    if (request.outagelessAdmin) return done();
     if (request.method === 'GET' && !(request.headers.accept ?? '').includes('application/json')) {
       reply.redirect(`/admin/login?next=${encodeURIComponent(request.url)}`);
       return;
@@ -93,8 +210,8 @@ export async function adminRoutes(app: FastifyInstance, options: AdminOptions): 
   };
   const csrfCheck = app.csrfProtection;
 
-  const renderLogin = (reply: FastifyReply, next: string, problem?: string) => {
-    const token = reply.generateCsrf();
+  const renderLogin = (request: FastifyRequest, reply: FastifyReply, next: string, problem?: string) => {
+    const token = csrfToken(request, reply);
     return reply.type('text/html; charset=utf-8').send(page('Log in', html`
       ${problem ? html`<div class="notice error">${problem}</div>` : ''}
       ${adminSecret ? '' : html`<div class="notice warn">The admin area is disabled: start the front with OUTAGELESS_ADMIN_SECRET set.</div>`}
@@ -105,22 +222,47 @@ export async function adminRoutes(app: FastifyInstance, options: AdminOptions): 
       </form>`));
   };
 
-  app.get<{ Querystring: { next?: string } }>('/admin/login', ADMIN, async (request, reply) => renderLogin(reply, request.query.next ?? '/admin'));
+  app.get<{ Querystring: { next?: string } }>('/admin/login', ADMIN, async (request, reply) => renderLogin(request, reply, request.query.next ?? '/admin'));
 
-  app.post<{ Body: { password?: string; next?: string } }>('/admin/login', { ...ADMIN, preHandler: csrfCheck }, async (request, reply) => {
+  /**
+   * Counts every login attempt against the client's address, before its body or CSRF token
+   * is looked at; past the limit the attempt is refused unread (429 with Retry-After), so a
+   * burst of guesses gets no answers, and each refusal is logged.
+   */
+  const limitLogin = async (request: FastifyRequest, reply: FastifyReply) => {
+    const attempt = await loginAttempts(request);
+    if (attempt.isAllowed || !attempt.isExceeded) return;
+    const retryAfter = Math.max(1, attempt.ttlInSeconds);
+    request.log.warn({ client: clientAddress(request, trustProxy), retryAfterSeconds: retryAfter, limit: attempt.max },
+      'outageless: admin login refused: too many attempts from this address');
+    reply.code(429).header('retry-after', String(retryAfter)).header('cache-control', 'no-store');
+    const message = `Too many login attempts from this address: try again in ${retryAfter} seconds.`;
+    if (wantsJson(request)) return reply.send({ error: { code: 'OUTAGELESS_ADMIN_LOGIN_LIMITED', message, retryAfter } });
+    return reply.type('text/html; charset=utf-8').send(page('Log in', html`<div class="notice error" id="login-limited">${message}</div>`));
+  };
+
+  app.post<{ Body: { password?: string; next?: string } }>('/admin/login', { ...ADMIN, onRequest: limitLogin, preHandler: csrfCheck }, async (request, reply) => {
     const next = request.body?.next?.startsWith('/admin') ? request.body.next : '/admin';
     if (!adminSecret || !sameSecret(request.body?.password ?? '', adminSecret)) {
+      request.log.warn({ client: clientAddress(request, trustProxy) }, 'outageless: admin login refused: wrong admin secret');
       reply.code(401);
-      return renderLogin(reply, next, 'Wrong admin secret.');
+      return renderLogin(request, reply, next, 'Wrong admin secret.');
     }
-    reply.setCookie(session.cookieName, session.issue(), {
-      signed: true, httpOnly: true, sameSite: 'strict', path: '/', maxAge: session.maxAgeSeconds,
-    });
+    // A session already open in this browser is replaced, not kept alongside.
+    if (request.outagelessAdmin) await session.end(request.outagelessAdmin);
+    const live = await session.start();
+    reply.setCookie(session.cookieName, live.cookieValue, { ...session.cookieOptions(request), signed: true, maxAge: session.maxAgeSeconds });
+    // A new CSRF secret for the new session: the anonymous one from the login page is dropped,
+    // and the next page sets a fresh one.
+    reply.clearCookie(CSRF_COOKIE, { ...csrfCookie, secure: session.isSecure(request) });
     return reply.redirect(next, 303);
   });
 
-  app.post('/admin/logout', { ...ADMIN, preHandler: [requireAdmin, csrfCheck] }, async (_request, reply) => {
-    reply.clearCookie(session.cookieName, { path: '/' });
+  app.post('/admin/logout', { ...ADMIN, preHandler: [requireAdmin, csrfCheck] }, async (request, reply) => {
+    // Deleting the row revokes the session everywhere, whatever copies of the cookie exist.
+    if (request.outagelessAdmin) await session.end(request.outagelessAdmin);
+    reply.clearCookie(session.cookieName, session.cookieOptions(request));
+    reply.clearCookie(CSRF_COOKIE, { ...csrfCookie, secure: session.isSecure(request) });
     return reply.redirect('/admin/login', 303);
   });
 
@@ -134,7 +276,7 @@ export async function adminRoutes(app: FastifyInstance, options: AdminOptions): 
     const verdict = decide(state, front.view(), { kind: 'admin', isAdmin: true });
     if (verdict.kind === 'unavailable') return sendUnavailable(request, reply, verdict);
     if (front.view().pending && !state.flags.uiUpgradeLock) return reply.redirect('/admin/upgrade');
-    const token = reply.generateCsrf();
+    const token = csrfToken(request, reply);
     const components = [...front.code.components.values()].filter((c) => c.name !== 'core');
     return reply.type('text/html; charset=utf-8').send(page('Site administration', html`
       <nav id="admin-nav"><a href="/">Home</a>${components.map((c) => html`<a href="/${c.name}/">${c.name}</a>`)}<a href="/admin/upgrade">Upgrade status</a></nav>
@@ -150,7 +292,7 @@ export async function adminRoutes(app: FastifyInstance, options: AdminOptions): 
     const running = state.upgrade !== undefined || webUpgrade?.running === true;
     const pending = front.view().pending;
     const canUpgrade = pending && !running && !state.flags.uiUpgradeLock;
-    const token = reply.generateCsrf();
+    const token = csrfToken(request, reply);
     const notice = running
       ? html`<div class="notice warn" id="upgrade-running">${UPGRADING_MESSAGE}.</div>`
       : state.flags.uiUpgradeLock && pending
@@ -166,18 +308,12 @@ export async function adminRoutes(app: FastifyInstance, options: AdminOptions): 
       <h2>Plan</h2>${planTable(front.plan())}
       <h2>Site</h2>${flagsTable(state)}
       <h2>Fronts</h2>${frontsTable(await fronts(), front.id)}
-      ${webUpgrade?.running ? raw(`<script>
-        // Live progress: poll until the run ends, then reload to show the new state.
-        const timer = setInterval(async () => {
-          const res = await fetch('/admin/upgrade/progress', { headers: { accept: 'application/json' } });
-          if (!res.ok) return;
-          const p = await res.json();
-          document.getElementById('upgrade-progress').textContent = p.lines.join('\\n');
-          document.getElementById('upgrade-outcome').textContent = p.outcome + (p.error ? ': ' + p.error : '');
-          if (!p.running) { clearInterval(timer); location.reload(); }
-        }, 300);
-      </script>`) : ''}`, { admin: true, csrfToken: token }));
+      ${webUpgrade?.running ? raw(`<script src="${PROGRESS_SCRIPT}" defer></script>`) : ''}`, { admin: true, csrfToken: token }));
   });
+
+  // A file, not an inline script: the Content-Security-Policy allows scripts from this site only.
+  app.get(PROGRESS_SCRIPT, ADMIN, async (_request, reply) =>
+    reply.type('text/javascript; charset=utf-8').header('cache-control', 'no-cache').send(PROGRESS_SCRIPT_SOURCE));
 
   app.get('/admin/upgrade/progress', { ...ADMIN, preHandler: requireAdmin }, async () => ({
     running: webUpgrade?.running ?? false,

@@ -2,6 +2,7 @@ import { join, resolve } from 'node:path';
 import { existsSync } from 'node:fs';
 import type { FastifyInstance, FastifyPluginAsync, onRequestHookHandler } from 'fastify';
 import fp from 'fastify-plugin';
+import helmet, { type FastifyHelmetOptions } from '@fastify/helmet';
 import { discoverSite } from '../component/discover.ts';
 import { openDatabase, type SiteDatabase } from '../database/open.ts';
 import { resolveDatabaseUrl } from '../database/url.ts';
@@ -14,7 +15,7 @@ import { createCallbacks, type Callbacks } from '../runtime/callbacks.ts';
 import type { CacheStore } from '../caches/store.ts';
 import type { RuntimeModule } from '../jobs/definitions.ts';
 import { importRuntimeModule, loadRuntimeModules } from '../jobs/modules.ts';
-import { adminRoutes } from './admin.ts';
+import { adminRoutes, type LoginRateLimit } from './admin.ts';
 import { createAdminSession } from './admin-session.ts';
 import { sendUnavailable } from './unavailable.ts';
 
@@ -58,7 +59,45 @@ export interface OutagelessPluginOptions {
    * object tunes the runtime (polling intervals, cron, dead-letter attempts).
    */
   readonly jobs?: boolean | JobsTuning;
+  /**
+   * The server sits behind a proxy that terminates TLS: trust its `X-Forwarded-Proto` (admin
+   * cookies get `Secure`) and `X-Forwarded-For` (the login rate limit counts per client, not
+   * per proxy). Default: `OUTAGELESS_TRUST_PROXY=1` in the environment, else false. Fastify's
+   * own `trustProxy` works too.
+   */
+  readonly trustProxy?: boolean;
+  /** Admin login attempts per client address (default 5 a minute, then exponential backoff). */
+  readonly loginRateLimit?: LoginRateLimit;
+  /**
+   * Security headers on every response (@fastify/helmet): these options replace outageless's
+   * defaults (a same-origin Content-Security-Policy, `X-Frame-Options: DENY`, `nosniff`,
+   * `Referrer-Policy: same-origin`); `false` when the host app registers helmet itself.
+   */
+  readonly helmet?: FastifyHelmetOptions | false;
 }
+
+/**
+ * The headers the framework's own pages (admin area, 503 pages) are written for: no inline
+ * scripts, inline styles only. No HSTS: that belongs to whoever terminates TLS.
+ */
+const DEFAULT_HELMET: FastifyHelmetOptions = {
+  contentSecurityPolicy: {
+    useDefaults: false,
+    directives: {
+      'default-src': ["'self'"],
+      'script-src': ["'self'"],
+      'style-src': ["'self'", "'unsafe-inline'"],
+      'img-src': ["'self'", 'data:'],
+      'form-action': ["'self'"],
+      'frame-ancestors': ["'none'"],
+      'base-uri': ["'self'"],
+      'object-src': ["'none'"],
+    },
+  },
+  frameguard: { action: 'deny' },
+  referrerPolicy: { policy: 'same-origin' },
+  strictTransportSecurity: false,
+};
 
 /** Tuning of the jobs runtime (see {@link JobsOptions}). */
 export type JobsTuning = Pick<JobsOptions, 'eventPollIntervalMs' | 'taskPollIntervalMs' | 'schedule' | 'eventAttempts' | 'replayIntervalMs' | 'strict'>;
@@ -96,7 +135,16 @@ const plugin: FastifyPluginAsync<OutagelessPluginOptions> = async (app, options)
     if (address && typeof address === 'object') front.setUrl(`http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`);
   });
 
-  const session = createAdminSession(options.adminSecret);
+  // Registered before the guard, so its 503 pages carry the headers too.
+  if (options.helmet !== false) await app.register(helmet, options.helmet ?? DEFAULT_HELMET);
+
+  const trustProxy = options.trustProxy ?? ['1', 'true'].includes(process.env.OUTAGELESS_TRUST_PROXY ?? '');
+  const session = createAdminSession({
+    adminSecret: options.adminSecret,
+    db: database.db,
+    trustProxy,
+    onError: (error) => app.log.warn({ err: error }, 'outageless: admin sessions unreadable; the request counts as anonymous'),
+  });
 
   // One guard for every route of the app: component routes carry their component in their
   // config; routes of the host app count as core's. Admin routes guard themselves (they
@@ -104,12 +152,18 @@ const plugin: FastifyPluginAsync<OutagelessPluginOptions> = async (app, options)
   const guard: onRequestHookHandler = (request, reply, done) => {
     const area = request.routeOptions.config.outageless;
     if (area?.area === 'admin' || area?.area === 'health') return done();
-    const verdict = decide(front.state(), front.view(), { kind: 'component', component: area?.component ?? 'core', isAdmin: () => session.isAdmin(request) });
-    if (verdict.kind === 'unavailable') {
-      sendUnavailable(request, reply, verdict);
-      return;
-    }
-    done();
+    const component = area?.component ?? 'core';
+    // Sessions live in the database: asked only when the verdict depends on it (post-install),
+    // so every other request stays synchronous.
+    let asked = false;
+    const verdict = decide(front.state(), front.view(), { kind: 'component', component, isAdmin: () => ((asked = true), false) });
+    if (verdict.kind !== 'unavailable') return done();
+    if (!asked) return void sendUnavailable(request, reply, verdict);
+    session.isAdmin(request).then((admin) => {
+      const final = admin ? decide(front.state(), front.view(), { kind: 'component', component, isAdmin: () => true }) : verdict;
+      if (final.kind === 'unavailable') sendUnavailable(request, reply, final);
+      else done();
+    }, done);
   };
   app.addHook('onRequest', guard);
 
@@ -122,7 +176,13 @@ const plugin: FastifyPluginAsync<OutagelessPluginOptions> = async (app, options)
     return { status: 'ready' };
   });
 
-  await app.register(adminRoutes, { front, adminSecret: options.adminSecret, session });
+  await app.register(adminRoutes, {
+    front,
+    adminSecret: options.adminSecret,
+    session,
+    trustProxy,
+    ...(options.loginRateLimit ? { loginRateLimit: options.loginRateLimit } : {}),
+  });
 
   const modules = options.mountComponents ?? true ? await mountComponents(app, front) : undefined;
   app.decorate('outagelessCallbacks', createCallbacks(front, modules ?? (await loadRuntimeModules(code))));

@@ -99,6 +99,19 @@ export const stateSchema = defineSchema({
       },
       primaryKey: ['id'],
     },
+    // Admin sessions (src/fastify/admin-session.ts): the cookie names a row, so logout and a
+    // change of the admin secret revoke it. Only hashes are kept: of the session id, and of
+    // the admin secret's fingerprint the session was issued under.
+    outageless_admin_session: {
+      columns: {
+        id: { type: 'varchar(64)' },
+        secret_fingerprint: { type: 'varchar(64)' },
+        created_at: { type: 'timestamp' },
+        expires_at: { type: 'timestamp' },
+      },
+      primaryKey: ['id'],
+      indexes: [{ columns: ['expires_at'] }],
+    },
   },
 });
 

@@ -54,10 +54,16 @@ function setCookieLine(response: Response, name: string): string | undefined {
   return setCookieLines(response).find((line) => line.startsWith(`${name}=`));
 }
 
-/** A browser for `app.inject`: keeps the cookies the server sets and sends them back. */
+let clients = 0;
+
+/**
+ * A browser for `app.inject`: keeps the cookies the server sets and sends them back. Each one
+ * comes from its own address, so the login rate limit (admin-hardening.test.ts) counts per test.
+ */
 class Client {
   readonly cookies = new Map<string, string>();
   readonly app: FastifyInstance;
+  readonly address = `10.12.${Math.floor(clients / 250)}.${(clients++ % 250) + 1}`;
   constructor(app: FastifyInstance) {
     this.app = app;
   }
@@ -70,6 +76,7 @@ class Client {
       method: options.method ?? 'GET',
       url: options.url,
       headers,
+      remoteAddress: this.address,
       ...(options.form ? { payload: new URLSearchParams(options.form).toString() } : {}),
     });
     for (const line of setCookieLines(response)) {
@@ -284,11 +291,12 @@ export default defineInstall(async ({ log }) => {
     expect(signature.length).toBe(1);
     await expectAdmin(withCookies(app, { [SESSION]: encodeURIComponent(genuine) }));
 
-    // The key the front derives from its secret; knowing the secret is what makes an admin.
+    // The key the front derives from its secret. Signing is not enough: the session must also
+    // be recorded in the database (admin-hardening.test.ts).
     const realKey = createHash('sha256').update(`outageless-admin:${SECRET}`).digest('hex');
     const forge = (value: string, key = realKey) => encodeURIComponent(sign(value, key));
-    // Control: a value signed with the real key is accepted, so the refusals below are about the cookie.
-    await expectAdmin(withCookies(app, { [SESSION]: forge(`admin.${Date.now()}.0000`) }));
+    // Control: the genuine value signed with the real key is accepted, so the refusals below are about the cookie.
+    await expectAdmin(withCookies(app, { [SESSION]: forge(`${kind}.${issued}.${nonce}`) }));
 
     const csrfSecretCookie = admin.cookies.get(CSRF)!;
     const otherAdmin = new Client(other);
@@ -302,6 +310,9 @@ export default defineInstall(async ({ log }) => {
       'signed with another key': forge(`admin.${Date.now()}.0000`, 'not the key'),
       'signed with the secret itself': forge(`admin.${Date.now()}.0000`, SECRET),
       'expired (issued 9 hours ago)': forge(`admin.${Date.now() - 9 * 3_600_000}.0000`),
+      'issued an hour from now': forge(`admin.${Date.now() + 3_600_000}.0000`),
+      'issued an hour from now, with the real session id': forge(`${kind}.${Date.now() + 3_600_000}.${nonce}`),
+      'signed with the real key but never recorded': forge(`admin.${Date.now()}.${'a'.repeat(64)}`),
       'not a session value': forge('admin'),
       'the signed CSRF cookie': csrfSecretCookie,
       'a session from a front with another secret': otherAdmin.cookies.get(SESSION)!,
