@@ -10,7 +10,7 @@ import { diffSchema } from '../schema/diff.ts';
 import { readFlags } from '../state/flags.ts';
 import { readInstalled } from '../state/installed.ts';
 import { isStateTable } from '../state/tables.ts';
-import { readComponentStates } from '../state/component-state.ts';
+import { readComponentStates, reclaimStalePauses } from '../state/component-state.ts';
 import { listFronts } from '../runtime/front-registry.ts';
 import { output, withDatabase, withSiteOptions, type CommandResult, type SiteOptions } from './context.ts';
 import { formatFlags, formatPlan, planToJson } from './format.ts';
@@ -30,8 +30,13 @@ export function statusCommand(run: (result: Promise<CommandResult>) => void): Co
           ]);
           out.text(`Site: ${options.root}\nDatabase: ${database.displayUrl}${plan.siteInstalled ? '' : ' (not installed)'}`);
           const fronts = await listFronts(database.db, await readInstalled(database.db));
+          // A run that died (killed, or its connection lost) cannot return its components itself.
+          const reclaimed = await reclaimStalePauses(database.db, database.upgradeLock);
           const componentStates = await readComponentStates(database.db);
           out.text(formatFlags(flags, holder));
+          for (const pause of reclaimed) {
+            out.text(`returned ${pause.component} to normal: it was paused by upgrade run ${pause.pausedByRun}, which is no longer running`);
+          }
           if (componentStates.size > 0) {
             out.text(`paused components: ${[...componentStates.values()].map((c) => `${c.component} (${c.state}${c.state === 'post-install' ? ': admins only' : ''}, since ${c.since.toISOString()})`).join(', ')}`);
           }
@@ -43,6 +48,7 @@ export function statusCommand(run: (result: Promise<CommandResult>) => void): Co
             upgradeRunning: holder ? { ...holder, since: holder.since.toISOString() } : null,
             fronts,
             componentStates: [...componentStates.values()].map((c) => ({ ...c, since: c.since.toISOString() })),
+            reclaimedPauses: reclaimed.map((c) => ({ component: c.component, pausedByRun: c.pausedByRun })),
             ...planToJson(plan),
           });
           return ExitCode.ok;

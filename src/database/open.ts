@@ -149,6 +149,12 @@ export async function openDatabase(url: string): Promise<SiteDatabase> {
     pool.on('error', () => {}); // an idle client's error must not crash the process; the next query reports it
     pool.on('connect', (client) => {
       client.setTypeParser(INT8_OID, NUMERIC_SAFE);
+      // pg-pool listens for errors only while a client is idle. A checked-out client whose
+      // connection dies (a server restart, pg_terminate_backend) would otherwise emit an
+      // unhandled 'error' and crash the process; its running query rejects with the error
+      // anyway, which is how the caller learns of it, and pg-pool drops the dead client on
+      // release because it is no longer queryable.
+      client.on('error', () => {});
     });
     try {
       const client = await pool.connect();

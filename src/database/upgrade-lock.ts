@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { sql, type Kysely } from 'kysely';
+import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { errors } from '../errors.ts';
@@ -23,11 +24,32 @@ export interface UpgradeLockHolder {
 export interface HeldUpgradeLock {
   readonly holder: UpgradeLockHolder;
   /**
+   * The run this lock belongs to. Whatever the run takes (component pauses) is recorded
+   * under this id, and {@link UpgradeLock.liveRuns} tells whether the run still holds the lock.
+   */
+  readonly runId: string;
+  /**
    * Throws `OUTAGELESS_ERR_UPGRADE_LOCK_LOST` unless the lock is still held. The runner calls
    * it inside each step's transaction, before the savepoint commits: if the lock's session
    * died, another upgrader may already be running, and this step must roll back.
    */
   verify(executor: Kysely<any>): Promise<void>;
+  /**
+   * Ties the connection behind `executor` (a pinned connection or a transaction) to the
+   * lock until the returned function is called: the moment the lock's session dies, that
+   * connection is terminated, so its step stops at once instead of running on unlocked
+   * while a second upgrader takes the lock and starts the same step. Throws
+   * `OUTAGELESS_ERR_UPGRADE_LOCK_LOST` if the lock is already gone.
+   *
+   * @example
+   * ```ts
+   * await db.transaction().execute(async (trx) => {
+   *   const unguard = await held.guard(trx)
+   *   try { await step.run({ db: trx }) } finally { unguard() }
+   * })
+   * ```
+   */
+  guard(executor: Kysely<any>): Promise<() => void>;
   release(): Promise<void>;
 }
 
@@ -45,6 +67,17 @@ export interface UpgradeLock {
   tryAcquire(mode: UpgradeMode, waitSeconds?: number): Promise<HeldUpgradeLock | undefined>;
   /** Who holds the lock right now, if anyone. */
   holder(): Promise<UpgradeLockHolder | undefined>;
+  /**
+   * Which of `runIds` still hold the lock. A run that is not in the answer has ended (or its
+   * process died), and will never hold it again, so what it left behind can be reclaimed.
+   *
+   * @example
+   * ```ts
+   * const live = await site.upgradeLock.liveRuns(['6f1c…'])
+   * if (!live.has('6f1c…')) console.log('that run is over')
+   * ```
+   */
+  liveRuns(runIds: readonly string[]): Promise<ReadonlySet<string>>;
 }
 
 // Two-int advisory key: 'outl' and 1. Advisory locks are per database, so one site per
@@ -52,6 +85,15 @@ export interface UpgradeLock {
 const LOCK_CLASS = 0x6f75746c;
 const LOCK_OBJECT = 1;
 const APPLICATION_PREFIX = 'outageless-upgrade';
+// The lock's session also holds a second advisory lock keyed by its run ('outr' and 32 bits
+// of the run id), so "is run X still running" is a lock-free look at pg_locks, and it ends
+// with the session exactly like the upgrade lock does.
+const RUN_CLASS = 0x6f757472;
+
+/** The run lock's second key: the run id's first 32 bits, as a signed int4. */
+function runKey(runId: string): number {
+  return Number.parseInt(runId.replaceAll('-', '').slice(0, 8), 16) | 0;
+}
 
 /**
  * PostgreSQL: a session advisory lock held on a dedicated connection. If the upgrader dies
@@ -70,21 +112,34 @@ export function postgresUpgradeLock(connectionString: string, query: (text: stri
       });
       await client.connect();
       let lost = false;
-      // If this connection dies the server has released the lock; verify() reports it
-      // before the next savepoint commits.
-      client.on('error', () => {
+      let released = false;
+      const guarded = new Set<number>();
+      // If this connection dies the server has released the lock: a second upgrader may take
+      // it at once. Every guarded step connection is terminated right away (from a pool
+      // connection, since this one is gone), so no step body runs on without the lock;
+      // verify() also reports it before the next savepoint commits.
+      const onLost = () => {
+        if (lost || released) return;
         lost = true;
-      });
-      client.on('end', () => {
-        lost = true;
-      });
+        for (const pid of guarded) {
+          void query('select pg_terminate_backend($1)', [pid]).catch(() => {
+            // The server itself is gone: the step's connection went with it.
+          });
+        }
+      };
+      client.on('error', onLost);
+      client.on('end', onLost);
       try {
         const deadline = Date.now() + waitSeconds * 1000;
+        const runId = randomUUID();
         let row: { locked: boolean; since: Date; pid: number } | undefined;
         for (;;) {
+          // The run lock is taken in the same statement, only when the upgrade lock was won,
+          // so a live run always holds both.
           ({ rows: [row] } = await client.query<{ locked: boolean; since: Date; pid: number }>(
-            'select pg_try_advisory_lock($1, $2) as locked, now() as since, pg_backend_pid() as pid',
-            [LOCK_CLASS, LOCK_OBJECT],
+            `select locked, case when locked then pg_try_advisory_lock($3, $4) end as run_locked, now() as since, pg_backend_pid() as pid
+               from (select pg_try_advisory_lock($1, $2) as locked offset 0) l`,
+            [LOCK_CLASS, LOCK_OBJECT, RUN_CLASS, runKey(runId)],
           ));
           if (row?.locked || Date.now() >= deadline) break;
           await sleep(Math.min(250, Math.max(10, deadline - Date.now())));
@@ -97,14 +152,29 @@ export function postgresUpgradeLock(connectionString: string, query: (text: stri
         const holder: UpgradeLockHolder = { host, pid: process.pid, since: row.since, mode };
         return {
           holder,
+          runId,
           async verify(executor) {
             const { rows } = await sql<{ held: boolean }>`
               select exists (select 1 from pg_locks where locktype = 'advisory' and granted
                 and classid = ${LOCK_CLASS} and objid = ${LOCK_OBJECT} and objsubid = 2 and pid = ${backendPid}) as held`.execute(executor);
             if (lost || !rows[0]?.held) throw errors.upgradeLockLost();
           },
+          async guard(executor) {
+            const { rows } = await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(executor);
+            const pid = rows[0]!.pid;
+            guarded.add(pid);
+            if (lost) {
+              guarded.delete(pid);
+              throw errors.upgradeLockLost();
+            }
+            return () => {
+              guarded.delete(pid);
+            };
+          },
           async release() {
-            await client.query('select pg_advisory_unlock($1, $2)', [LOCK_CLASS, LOCK_OBJECT]).catch(() => {});
+            released = true;
+            // Both locks at once: the run must not look live after the upgrade lock is free.
+            await client.query('select pg_advisory_unlock_all()').catch(() => {});
             await client.end().catch(() => {});
           },
         };
@@ -126,6 +196,19 @@ export function postgresUpgradeLock(connectionString: string, query: (text: stri
       if (!row) return undefined;
       return parseApplicationName(row.application_name, row.backend_start);
     },
+    async liveRuns(runIds) {
+      if (runIds.length === 0) return new Set();
+      const { rows } = await query(
+        `select l.objid::bigint as key from pg_locks l
+          where l.locktype = 'advisory' and l.granted
+            and l.database = (select oid from pg_database where datname = current_database())
+            and l.classid = $1 and l.objsubid = 2`,
+        [RUN_CLASS],
+      );
+      // objid shows the int4 key as an unsigned oid.
+      const keys = new Set((rows as { key: string | number }[]).map((row) => Number(row.key)));
+      return new Set(runIds.filter((id) => keys.has(runKey(id) >>> 0)));
+    },
   };
 }
 
@@ -139,25 +222,41 @@ function parseApplicationName(name: string | null, since: Date | null): UpgradeL
 /** Embedded (PGlite) sites live in one process, so the lock is that process's memory. */
 export function inProcessUpgradeLock(): UpgradeLock {
   let current: UpgradeLockHolder | undefined;
+  let currentRun: string | undefined;
   return {
     async tryAcquire(mode, waitSeconds = 0) {
       const deadline = Date.now() + waitSeconds * 1000;
       while (current && Date.now() < deadline) await sleep(50);
       if (current) return undefined;
       const holder: UpgradeLockHolder = { host: hostname(), pid: process.pid, since: new Date(), mode };
+      const runId = randomUUID();
       current = holder;
+      currentRun = runId;
       return {
         holder,
+        runId,
         async verify() {
           if (current !== holder) throw errors.upgradeLockLost();
         },
+        async guard() {
+          // One process: the lock cannot be lost while the step runs.
+          if (current !== holder) throw errors.upgradeLockLost();
+          return () => {};
+        },
         async release() {
-          if (current === holder) current = undefined;
+          if (current === holder) {
+            current = undefined;
+            currentRun = undefined;
+          }
         },
       };
     },
     async holder() {
       return current;
+    },
+    async liveRuns(runIds) {
+      // The embedded database is open in this process only, so a run of any other process is over.
+      return new Set(runIds.filter((id) => id === currentRun));
     },
   };
 }

@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import { notifyStateChanged } from '../database/open.ts';
+import type { UpgradeLock } from '../database/upgrade-lock.ts';
 import { ensureStateTables, tableExists } from './tables.ts';
 
 /**
@@ -54,4 +55,38 @@ export async function setComponentState(
       .execute();
   }
   await notifyStateChanged(db, `component:${component}:${state}`);
+}
+
+/**
+ * Pauses left by runs that no longer hold the upgrade lock (killed, or failed and gone).
+ * Without `adoptBy` they are returned to normal; with it (a run that holds the lock now)
+ * they become that run's, so a component half-way through its upgrade stays paused until
+ * the new run is done with it. A pause an operator set (no run) is never touched, and each
+ * row changes only while it still names the dead run, so a pause a live run takes at the
+ * same moment survives.
+ *
+ * @example
+ * ```ts
+ * const reclaimed = await reclaimStalePauses(database.db, database.upgradeLock)
+ * for (const pause of reclaimed) console.log(`${pause.component} was left paused by run ${pause.pausedByRun}`)
+ * ```
+ */
+export async function reclaimStalePauses(db: Kysely<any>, lock: UpgradeLock, adoptBy?: string): Promise<readonly ComponentState[]> {
+  const owned = [...(await readComponentStates(db)).values()].filter((pause) => pause.pausedByRun !== null && pause.pausedByRun !== adoptBy);
+  if (owned.length === 0) return [];
+  const live = await lock.liveRuns([...new Set(owned.map((pause) => pause.pausedByRun!))]);
+  const reclaimed: ComponentState[] = [];
+  for (const pause of owned.filter((candidate) => !live.has(candidate.pausedByRun!))) {
+    const result = adoptBy
+      ? await db.updateTable('outageless_component_state').set({ paused_by_run: adoptBy })
+          .where('component', '=', pause.component).where('paused_by_run', '=', pause.pausedByRun).executeTakeFirst()
+      : await db.deleteFrom('outageless_component_state')
+          .where('component', '=', pause.component).where('paused_by_run', '=', pause.pausedByRun).executeTakeFirst();
+    const changed = 'numUpdatedRows' in result ? result.numUpdatedRows : result.numDeletedRows;
+    if (changed > 0n) reclaimed.push(pause);
+  }
+  if (reclaimed.length > 0 && !adoptBy) {
+    for (const pause of reclaimed) await notifyStateChanged(db, `component:${pause.component}:normal`);
+  }
+  return reclaimed;
 }

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import type { Kysely } from 'kysely';
 import type { StepContext } from '../component/definitions.ts';
@@ -29,7 +28,7 @@ import { onlineSqlGuard } from './online-guard.ts';
 import { purgePlannedCaches } from '../caches/purge.ts';
 import { appendLog, writeInstalled, writeSavepoint } from '../state/installed.ts';
 import { ensureStateTables, isStateTable } from '../state/tables.ts';
-import { readComponentStates, setComponentState } from '../state/component-state.ts';
+import { readComponentStates, reclaimStalePauses, setComponentState } from '../state/component-state.ts';
 
 /** Progress of a run, for the CLI's output and the admin page's live view. */
 export type UpgradeEvent =
@@ -107,7 +106,11 @@ export async function runUpgrade(options: UpgradeOptions): Promise<UpgradeResult
 
   // Everything that can be wrong with the input is found here, before the first write.
   const { plan: preview } = await readPlan(database.db, { code });
-  if (preview.pending.length === 0) return { kind: 'nothing-to-do', plan: preview };
+  if (preview.pending.length === 0) {
+    // A run killed during its last commit leaves nothing pending, but may leave its pauses.
+    await reclaimStalePauses(database.db, database.upgradeLock);
+    return { kind: 'nothing-to-do', plan: preview };
+  }
   assertRunnable(preview, mode, options.allowUnstable ?? false);
   await preloadDefinitions(code, preview);
   if (options.confirm && !(await options.confirm(preview))) throw errors.notConfirmed();
@@ -130,12 +133,18 @@ export async function runUpgrade(options: UpgradeOptions): Promise<UpgradeResult
     await notifyStateChanged(database.db, 'upgrade-started');
     // Another upgrader may have finished while we waited: the plan under the lock is the truth.
     const { plan } = await readPlan(database.db, { code });
-    if (plan.pending.length === 0) return { kind: 'nothing-to-do', plan };
+    if (plan.pending.length === 0) {
+      await reclaimStalePauses(database.db, database.upgradeLock);
+      return { kind: 'nothing-to-do', plan };
+    }
     assertRunnable(plan, mode, options.allowUnstable ?? false);
     await preloadDefinitions(code, plan);
 
-    const runId = randomUUID();
+    const runId = held.runId;
     await ensureStateTables(database.db);
+    // Pauses of a run that died are ours now: a component it left half-upgraded stays paused
+    // until this run has finished with it, and is returned to normal at the end either way.
+    await reclaimStalePauses(database.db, database.upgradeLock, runId);
     // What the installed release reads: online steps refuse to break it (DESIGN §4.7).
     const oldSchema = await readSchemaShape(database.db, isStateTable);
     const locks = { timeoutMs: options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS, waitMs: options.lockWaitMs ?? DEFAULT_LOCK_WAIT_MS };
@@ -266,6 +275,15 @@ async function runComponents(run: RunContext, plan: Plan, mode: UpgradeMode, dra
       run.emit({ kind: 'component-resumed', component: unit, pausedMs: pause.pausedMs, state: pause.leftIn });
     }
   }
+  // Pauses taken over from a dead run whose components this run did not pause again (their
+  // steps were all done, or this run keeps the whole site in maintenance).
+  for (const [unit, state] of before) {
+    if (state.pausedByRun !== run.runId || paused.has(unit)) continue;
+    await setComponentState(run.db, unit, 'normal');
+    const pause: ComponentPause = { component: unit, pausedMs: Date.now() - state.since.getTime(), leftIn: 'normal' };
+    pauses.push(pause);
+    run.emit({ kind: 'component-resumed', component: unit, pausedMs: pause.pausedMs, state: 'normal' });
+  }
   return pauses;
 }
 
@@ -300,13 +318,19 @@ async function runComponent(run: RunContext, item: PlanItem): Promise<void> {
     try {
       // Tables, initial data and the installed record commit together or not at all.
       await db.transaction().execute(async (trx) => {
-        await installSchema(trx, schema);
-        await install?.run(stepContext(trx, component.name, run, { budget: createLockWaitBudget(run.locks.waitMs) }));
-        await finish(trx, 'installed');
+        const unguard = await run.lock.guard(trx);
+        try {
+          await installSchema(trx, schema);
+          await install?.run(stepContext(trx, component.name, run, { budget: createLockWaitBudget(run.locks.waitMs) }));
+          await finish(trx, 'installed');
+        } finally {
+          unguard();
+        }
       });
     } catch (error) {
       await logFailure(db, runId, component.name, null, target, startedAt, started, error);
       if (isOutagelessError(error, errors.upgradeLockLost.code)) throw error;
+      if (await lockLost(run)) throw errors.upgradeLockLost();
       throw errors.installFailed(component.name, join(component.versionFile, '..', 'db', install ? 'install.ts' : 'schema.ts'), error);
     }
   } else if (item.steps.length === 0) {
@@ -346,6 +370,8 @@ async function runStep(run: RunContext, item: PlanItem, step: PlannedStep, finis
   try {
     if (online) {
       await db.connection().execute(async (connection) => {
+        // Tied to the lock: if the lock's session dies, this connection is ended at once.
+        const unguard = await run.lock.guard(connection);
         const previous = await readLockTimeout(connection);
         await setLockTimeout(connection, `${run.locks.timeoutMs}ms`, false);
         try {
@@ -357,6 +383,7 @@ async function runStep(run: RunContext, item: PlanItem, step: PlannedStep, finis
             await step.step.run({ ...context, db: connection.withPlugin(onlineSqlGuard(component, step.id)) });
           });
         } finally {
+          unguard();
           await setLockTimeout(connection, previous, false).catch(() => {});
         }
       });
@@ -366,21 +393,37 @@ async function runStep(run: RunContext, item: PlanItem, step: PlannedStep, finis
       // timeout anywhere in it (a helper or raw SQL) rolls all of it back and retries it whole.
       await withLockRetries(run, component, what, budget, (lastTable) =>
         db.transaction().execute(async (trx) => {
-          await setLockTimeout(trx, `${run.locks.timeoutMs}ms`, true);
-          await step.step.run(stepContext(trx, component, run, { budget, onLockTimeout: (table) => (lastTable.value = table) }));
-          await savepoint(trx, 'applied');
+          const unguard = await run.lock.guard(trx);
+          try {
+            await setLockTimeout(trx, `${run.locks.timeoutMs}ms`, true);
+            await step.step.run(stepContext(trx, component, run, { budget, onLockTimeout: (table) => (lastTable.value = table) }));
+            await savepoint(trx, 'applied');
+          } finally {
+            unguard();
+          }
         }),
       );
     } else {
       // Outside a transaction a crash can leave the step half done; it must be idempotent,
       // and it is rerun because its savepoint is only written after it returns.
-      await run.lock.verify(db);
-      await step.step.run(stepContext(db, component, run, { budget }));
+      // On one pinned connection, so that losing the lock can end it (see guard()).
+      await db.connection().execute(async (connection) => {
+        const unguard = await run.lock.guard(connection);
+        try {
+          await run.lock.verify(connection);
+          await step.step.run(stepContext(connection, component, run, { budget }));
+        } finally {
+          unguard();
+        }
+      });
       await db.transaction().execute((trx) => savepoint(trx, 'applied'));
     }
   } catch (error) {
     await logFailure(db, runId, component, step.id, step.version, startedAt, started, error);
     if (isOutagelessError(error, errors.upgradeLockLost.code)) throw error;
+    // The step's connection was ended because the lock's session died: say that, not the
+    // connection error it caused.
+    if (await lockLost(run)) throw errors.upgradeLockLost();
     // Its own code and exit code (7), so a pipeline can tell "retry later" from a broken step.
     if (isOutagelessError(error, schemaErrors.lockWaitExceeded.code)) {
       throw new OutagelessError(error.code, error.message, {
@@ -392,6 +435,14 @@ async function runStep(run: RunContext, item: PlanItem, step: PlannedStep, finis
     throw errors.stepFailed(component, step.id, step.version, join(item.code!.versionFile, '..', 'db', 'upgrade.ts'), error, !online && step.transaction);
   }
   emit({ kind: 'step-applied', component, step: step.id, version: step.version, durationMs: performance.now() - started });
+}
+
+/** True when the run's upgrade lock is gone (its session died); false when it holds, or the database cannot tell. */
+async function lockLost(run: RunContext): Promise<boolean> {
+  return run.lock.verify(run.db).then(
+    () => false,
+    (error: unknown) => isOutagelessError(error, errors.upgradeLockLost.code),
+  );
 }
 
 async function logFailure(db: Kysely<any>, runId: string, component: string, stepId: string | null, version: number, startedAt: Date, started: number, error: unknown): Promise<void> {
