@@ -80,3 +80,15 @@ export function cli(args: readonly string[], options: { input?: string; env?: No
   });
   return Object.assign(done, { child });
 }
+
+/**
+ * Writes a bare core (no tables, no steps) at `version`, for tests whose site is one plugin
+ * of their own: core must exist, and this one installs in milliseconds.
+ */
+export async function writeBareCore(site: SiteDir, version: number, pluginTypes: readonly string[] = ['local']): Promise<void> {
+  await site.write('core/version.ts', `import { defineVersion } from 'outageless';
+export default defineVersion({ component: 'core', version: ${version}, maturity: 'stable', pluginTypes: ${JSON.stringify(pluginTypes)} });
+`);
+  await site.write('core/db/schema.ts', `import { defineSchema } from 'outageless';\nexport default defineSchema({ tables: {} });\n`);
+  await site.write('core/db/upgrade.ts', `import { defineUpgrade } from 'outageless';\nexport default defineUpgrade({ steps: [] });\n`);
+}

@@ -9,17 +9,13 @@ import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startFront, type FrontProcess } from '../support/fronts.ts';
 import { createScratchDatabase, postgresAvailable, type ScratchDatabase } from '../support/databases.ts';
-import { cli, createSiteDir, type SiteDir } from '../support/sites.ts';
+import { cli, createSiteDir, writeBareCore, type SiteDir } from '../support/sites.ts';
 
 const V1 = 2026010100;
 const V2 = 2026020100;
 
 async function writeSite(site: SiteDir, version: number): Promise<void> {
-  await site.write('core/version.ts', `import { defineVersion } from 'outageless';
-export default defineVersion({ component: 'core', version: ${V1}, maturity: 'stable', pluginTypes: ['local'] });
-`);
-  await site.write('core/db/schema.ts', `import { defineSchema } from 'outageless';\nexport default defineSchema({ tables: {} });\n`);
-  await site.write('core/db/upgrade.ts', `import { defineUpgrade } from 'outageless';\nexport default defineUpgrade({ steps: [] });\n`);
+  await writeBareCore(site, V1);
   await site.write('plugins/local/cat/version.ts', `import { defineVersion } from 'outageless';
 export default defineVersion({ component: 'local_cat', version: ${version}, maturity: 'stable' });
 `);

@@ -12,17 +12,13 @@ import { openDatabase } from '../../src/database/open.ts';
 import { readPlan } from '../../src/plan/read.ts';
 import { runUpgrade } from '../../src/upgrade/run.ts';
 import { createScratchDatabase, postgresAvailable, type ScratchDatabase } from '../support/databases.ts';
-import { createSiteDir, type SiteDir } from '../support/sites.ts';
+import { createSiteDir, writeBareCore, type SiteDir } from '../support/sites.ts';
 
 const V1 = 2026010100;
 const V2 = 2026020100;
 
-async function writeSite(site: SiteDir, version: number, step?: string): Promise<void> {
-  await site.write('core/version.ts', `import { defineVersion } from 'outageless';
-export default defineVersion({ component: 'core', version: ${V1}, maturity: 'stable', pluginTypes: ['local'] });
-`);
-  await site.write('core/db/schema.ts', `import { defineSchema } from 'outageless';\nexport default defineSchema({ tables: {} });\n`);
-  await site.write('core/db/upgrade.ts', `import { defineUpgrade } from 'outageless';\nexport default defineUpgrade({ steps: [] });\n`);
+async function writeSite(site: SiteDir, version: number, step?: string, options = ''): Promise<void> {
+  await writeBareCore(site, V1);
   await site.write('plugins/local/cat/version.ts', `import { defineVersion } from 'outageless';
 export default defineVersion({ component: 'local_cat', version: ${version}, maturity: 'stable', maintenance: { disableable: true } });
 `);
@@ -36,13 +32,15 @@ export default defineSchema({ tables: {
 `);
   await site.write('plugins/local/cat/db/upgrade.ts', `import { sql } from 'kysely';
 import { defineUpgrade } from 'outageless';
-export default defineUpgrade({ steps: [${step ? `{ version: ${V2}, id: 'cat_change', outage: 'none', async run({ db, schema }) { ${step} } }` : ''}] });
+export default defineUpgrade({ steps: [${step ? `{ version: ${V2}, id: 'cat_change', outage: 'none', ${options} async run({ db, schema }) { ${step} } }` : ''}] });
 `);
 }
 
 type Case = {
   readonly name: string;
   readonly step: string;
+  /** More keys of the step object, e.g. `transaction: true,`. */
+  readonly options?: string;
 } & (
   | { readonly expect: 'safe'; readonly sends: readonly RegExp[]; readonly check: (query: (text: string) => Promise<any[]>) => Promise<void> }
   | { readonly expect: 'raised'; readonly reason: RegExp; readonly alternative: RegExp }
@@ -156,7 +154,8 @@ const CATALOGUE: readonly Case[] = [
   },
   {
     name: 'helpers inside transaction: true',
-    step: `await schema.addColumn('local_cat_item', 'extra', { type: 'integer', nullable: true }); }, transaction: true, dummy() {`,
+    step: `await schema.addColumn('local_cat_item', 'extra', { type: 'integer', nullable: true });`,
+    options: 'transaction: true,',
     expect: 'raised',
     reason: /transaction: true keeps the lock of every DDL statement .* until the whole step commits/,
     alternative: /leave transaction undeclared/,
@@ -204,7 +203,7 @@ describe.skipIf(!postgresAvailable)('strong_migrations catalogue, each declared 
       await query(`insert into local_cat_owner select from generate_series(1, 3)`);
       await query(`insert into local_cat_item (name, points, owner) select 'n' || i, case when i % 3 = 0 then null else i end, 1 from generate_series(1, 30) i`);
 
-      await writeSite(site, V2, testCase.step);
+      await writeSite(site, V2, testCase.step, testCase.options);
       const code = await discoverSite(site.root);
       const { plan } = await readPlan(database.db, { code });
       const item = plan.pending.find((p) => p.component === 'local_cat')!;
