@@ -31,7 +31,11 @@ export function statusCommand(run: (result: Promise<CommandResult>) => void): Co
           out.text(`Site: ${options.root}\nDatabase: ${database.displayUrl}${plan.siteInstalled ? '' : ' (not installed)'}`);
           const fronts = await listFronts(database.db, await readInstalled(database.db));
           // A run that died (killed, or its connection lost) cannot return its components itself.
-          const reclaimed = await reclaimStalePauses(database.db, database.upgradeLock);
+          // status is otherwise read-only: a role that may not write still gets its report.
+          const reclaimed = await reclaimStalePauses(database.db, database.upgradeLock).catch((error: unknown) => {
+            out.text(`pauses left by upgrade runs that are no longer running could not be reclaimed: ${error instanceof Error ? error.message : String(error)}`);
+            return [];
+          });
           const componentStates = await readComponentStates(database.db);
           out.text(formatFlags(flags, holder));
           for (const pause of reclaimed) {
