@@ -60,7 +60,14 @@ export function defineVersion(definition: Omit<VersionDefinition, 'kind'>): Vers
   return Object.freeze({ ...definition, kind: 'version' });
 }
 
-/** Where a step runs. The upgrade runs `pre`, `main` and `post` steps in version order. */
+/**
+ * Where a step runs in a rolling deploy (DESIGN §4.5):
+ * - `pre` (expand): before any new code takes traffic, while old fronts serve; class `none` only;
+ * - `main` (the default): the upgrade proper;
+ * - `post` (contract): once no live front runs the component below the step's version; the
+ *   place for breaking changes such as dropping an old column.
+ * Background migrations are steps of their own shape ({@link BackgroundStep}).
+ */
 export type StepPhase = 'pre' | 'main' | 'post';
 
 export interface StepContext {
@@ -84,7 +91,65 @@ export interface UpgradeStep {
   readonly phase?: StepPhase;
   /** `false` for steps that cannot run inside a transaction (e.g. CREATE INDEX CONCURRENTLY). */
   readonly transaction?: boolean;
+  /**
+   * Finalization gate: `<component>/<id>` of background migrations or steps that must be
+   * finished before this step may run. A plan with an unfinished one is refused.
+   */
+  readonly after?: readonly string[];
   run(context: StepContext): Promise<void> | void;
+}
+
+/** What a batch of a background migration gets: the keys `from..to`, inclusive. */
+export interface BatchContext {
+  /** The site database, inside the batch's own short transaction. */
+  readonly db: Kysely<any>;
+  readonly from: number;
+  readonly to: number;
+}
+
+/**
+ * A batched background migration in `db/upgrade.ts`: queued when its version is reached and
+ * worked after the upgrade, batch by batch, each in its own short transaction, by any front
+ * or by `outageless worker`.
+ *
+ * @example
+ * ```ts
+ * {
+ *   phase: 'background', version: 2026050100, id: 'attempts_v2',
+ *   description: 'Copy quiz attempt answers into the new layout',
+ *   table: 'quiz_attempts', key: 'id',
+ *   async batch({ db, from, to }) {
+ *     const result = await db.updateTable('quiz_attempts').set((eb) => ({ answers_v2: eb.ref('answers') }))
+ *       .where('id', '>=', from).where('id', '<=', to).where('answers_v2', 'is', null).executeTakeFirst()
+ *     return Number(result.numUpdatedRows)
+ *   },
+ * }
+ * ```
+ */
+export interface BackgroundStep {
+  readonly phase: 'background';
+  readonly version: number;
+  readonly id: string;
+  readonly description?: string;
+  /** The table whose key range is split into batches. */
+  readonly table: string;
+  /** An integer key column of `table` (usually its primary key). */
+  readonly key: string;
+  /** Processes keys `from..to` inclusive; returns the number of rows it changed. */
+  batch(context: BatchContext): Promise<number> | number;
+  /** Target duration of one batch in ms (default 100); the batch size adapts toward it. */
+  readonly targetBatchMs?: number;
+  /** Bounds of the adaptive batch size, in keys (defaults 100 / 1000 / 50000). */
+  readonly batchSize?: { readonly min?: number; readonly initial?: number; readonly max?: number };
+  readonly after?: readonly string[];
+}
+
+/** Any entry of `defineUpgrade({ steps })`. */
+export type AnyUpgradeStep = UpgradeStep | BackgroundStep;
+
+/** True for a `phase: 'background'` step. */
+export function isBackgroundStep(step: AnyUpgradeStep): step is BackgroundStep {
+  return step.phase === 'background';
 }
 
 export interface UpgradeMetadata {
@@ -94,7 +159,7 @@ export interface UpgradeMetadata {
 
 export interface UpgradeDefinition {
   readonly kind: 'upgrade';
-  readonly steps: readonly UpgradeStep[];
+  readonly steps: readonly AnyUpgradeStep[];
   /** Called with the installed version; speaks for the whole pending change of the component. */
   readonly metadata?: (oldVersion: number) => UpgradeMetadata | Promise<UpgradeMetadata>;
 }

@@ -35,6 +35,11 @@ export interface HeldUpgradeLock {
    */
   verify(executor: Kysely<any>): Promise<void>;
   /**
+   * Switches what fronts see: a maintenance-mode run first runs its `pre` steps in `online`
+   * mode (fronts serve), then switches to `maintenance` for its `main` steps.
+   */
+  setMode(mode: UpgradeMode): Promise<void>;
+  /**
    * Ties the connection behind `executor` (a pinned connection or a transaction) to the
    * lock until the returned function is called: the moment the lock's session dies, that
    * connection is terminated, so its step stops at once instead of running on unlocked
@@ -149,10 +154,17 @@ export function postgresUpgradeLock(connectionString: string, query: (text: stri
           return undefined;
         }
         const backendPid = row.pid;
-        const holder: UpgradeLockHolder = { host, pid: process.pid, since: row.since, mode };
+        let holder: UpgradeLockHolder = { host, pid: process.pid, since: row.since, mode };
         return {
-          holder,
+          get holder() {
+            return holder;
+          },
           runId,
+          async setMode(next) {
+            // Fronts read the mode from pg_stat_activity, which shows the session's current name.
+            await client.query('select pg_catalog.set_config($1, $2, false)', ['application_name', `${APPLICATION_PREFIX} ${next} ${process.pid} ${host}`.slice(0, 63)]);
+            holder = { ...holder, mode: next };
+          },
           async verify(executor) {
             const { rows } = await sql<{ held: boolean }>`
               select exists (select 1 from pg_locks where locktype = 'advisory' and granted
@@ -228,13 +240,20 @@ export function inProcessUpgradeLock(): UpgradeLock {
       const deadline = Date.now() + waitSeconds * 1000;
       while (current && Date.now() < deadline) await sleep(50);
       if (current) return undefined;
-      const holder: UpgradeLockHolder = { host: hostname(), pid: process.pid, since: new Date(), mode };
+      let holder: UpgradeLockHolder = { host: hostname(), pid: process.pid, since: new Date(), mode };
       const runId = randomUUID();
       current = holder;
       currentRun = runId;
       return {
-        holder,
+        get holder() {
+          return holder;
+        },
         runId,
+        async setMode(next) {
+          if (current !== holder) throw errors.upgradeLockLost();
+          holder = { ...holder, mode: next };
+          current = holder;
+        },
         async verify() {
           if (current !== holder) throw errors.upgradeLockLost();
         },
