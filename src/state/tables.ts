@@ -112,6 +112,53 @@ export const stateSchema = defineSchema({
       primaryKey: ['id'],
       indexes: [{ columns: ['expires_at'] }],
     },
+    // Batched background migrations (src/migrations): the row IS the durable progress. Each
+    // batch locks it FOR UPDATE SKIP LOCKED and moves the cursor in the batch's own
+    // transaction, so a batch commits with its bookkeeping or not at all.
+    // Post steps owed once their component's main steps are done (DESIGN §4.5): a row per step
+    // until `upgrade` (or `upgrade --phase post`) runs it, once no old front holds it back.
+    outageless_owed_step: {
+      columns: {
+        component: { type: 'varchar(100)' },
+        step_id: { type: 'varchar(200)' },
+        version: { type: 'bigint' },
+        since: { type: 'timestamp', default: { sql: 'now()' } },
+      },
+      primaryKey: ['component', 'step_id'],
+    },
+    outageless_background_migration: {
+      columns: {
+        component: { type: 'varchar(100)' },
+        id: { type: 'varchar(200)' },
+        version: { type: 'bigint' },
+        table_name: { type: 'varchar(200)' },
+        key_column: { type: 'varchar(200)' },
+        // queued | running | paused | finished | failed | cancelled
+        state: { type: 'varchar(20)' },
+        // Key range at queue time (null for an empty table); every key <= cursor is done.
+        min_key: { type: 'bigint', nullable: true },
+        max_key: { type: 'bigint', nullable: true },
+        cursor: { type: 'bigint', nullable: true },
+        batch_size: { type: 'integer' },
+        batches: { type: 'bigint', default: 0 },
+        rows_changed: { type: 'bigint', default: 0 },
+        // Optimizer: EMA of ms per key of the successful batches (null before the first).
+        ema_ms_per_key: { type: 'numeric(18,6)', nullable: true },
+        // Failures of the batch starting at cursor+1, and when the next attempt is due.
+        attempts: { type: 'integer', default: 0 },
+        retry_at: { type: 'timestamp', nullable: true },
+        // While a failing range is split: batches are at most split_size keys up to split_end.
+        split_size: { type: 'integer', nullable: true },
+        split_end: { type: 'bigint', nullable: true },
+        error: { type: 'text', nullable: true },
+        failed_key: { type: 'bigint', nullable: true },
+        queued_at: { type: 'timestamp', default: { sql: 'now()' } },
+        started_at: { type: 'timestamp', nullable: true },
+        finished_at: { type: 'timestamp', nullable: true },
+        updated_at: { type: 'timestamp', default: { sql: 'now()' } },
+      },
+      primaryKey: ['component', 'id'],
+    },
   },
 });
 
