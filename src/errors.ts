@@ -268,5 +268,28 @@ export const errors = {
     message: 'upgrade cancelled: not confirmed',
     hint: 'Answer "y" at the prompt, or pass --non-interactive.',
   })),
+  preStepNotNone: errorFactory('OUTAGELESS_ERR_PRE_STEP_NOT_NONE', (file: string, component: string, step: string, outage: string | undefined) => ({
+    message: `pre step "${step}" ${outage ? `declares outage '${outage}'` : 'declares no outage (assumed site)'}, but a pre step runs while every front still runs the old code`,
+    location: { file, component, step, field: 'outage' },
+    hint: "Declare outage: 'none' and keep the step additive (expand), or make it a main step (phase: 'main').",
+  })),
+  unknownPrerequisite: errorFactory('OUTAGELESS_ERR_UNKNOWN_PREREQUISITE', (file: string, component: string, step: string, prerequisite: string, why: string) => ({
+    message: `step "${step}" is gated on ${prerequisite} (after:), but ${why}`,
+    location: { file, component, step, field: 'after' },
+    hint: 'Name a background migration or step as "<component>/<id>", with the id it has in that component\'s db/upgrade.ts.',
+  })),
+  unfinishedPrerequisite: errorFactory(
+    'OUTAGELESS_ERR_UNFINISHED_PREREQUISITE',
+    (gates: readonly { component: string; step: string; prerequisite: string; progress: string; command: string }[]) => ({
+      message: `the plan is gated on work that is not finished:\n${gates.map((g) => `  - ${g.component}/${g.step} needs ${g.prerequisite}: ${g.progress}`).join('\n')}`,
+      location: { component: gates[0]?.component, step: gates[0]?.step },
+      hint: `Finish it first, then rerun the upgrade:\n${[...new Set(gates.map((g) => `  ${g.command}`))].join('\n')}`,
+    }),
+  ),
+  preStepUnsafe: errorFactory('OUTAGELESS_ERR_PRE_STEP_UNSAFE', (component: string, step: string, reasons: readonly string[]) => ({
+    message: `pre step "${step}" cannot run while the old code serves: ${reasons.join('; ')}`,
+    location: { component, step },
+    hint: 'Take the safe alternative above, or move the change into a main or post step.',
+  })),
   usage: errorFactory('OUTAGELESS_ERR_USAGE', (problem: string) => ({ message: problem, exitCode: ExitCode.usage })),
 } as const;

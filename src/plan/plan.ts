@@ -1,4 +1,4 @@
-import type { CachePurge, Maturity, OutageClass, StepPhase, UpgradeStep } from '../component/definitions.ts';
+import { isBackgroundStep, type AnyUpgradeStep, type CachePurge, type Maturity, type OutageClass, type StepPhase } from '../component/definitions.ts';
 import { changedDefinitionFiles } from '../component/definitions-hash.ts';
 import type { Component, SiteCode } from '../component/discover.ts';
 import { loadUpgrade } from '../component/files.ts';
@@ -6,6 +6,7 @@ import { errors } from '../errors.ts';
 import type { InstalledComponent } from '../state/installed.ts';
 import type { SchemaShape } from '../schema/online-safety.ts';
 import { upgradeOrder } from './order.ts';
+import { findGates } from './gates.ts';
 import { verifyStep, type StepFinding } from './verify-step.ts';
 
 /**
@@ -30,11 +31,40 @@ export interface PlannedStep {
   readonly declared: boolean;
   /** What the verification found; empty for steps not declared `none`. */
   readonly findings: readonly StepFinding[];
-  readonly phase: StepPhase;
+  /** `background`: a batched migration the run queues, worked after the upgrade. */
+  readonly phase: StepPhase | 'background';
   readonly transaction: boolean;
-  /** Applied before under another version: it will be skipped and logged. */
+  /** Applied before under another version (or, for `pre`, by `upgrade --phase pre`): skipped and logged. */
   readonly alreadyApplied: boolean;
-  readonly step: UpgradeStep;
+  /** Prerequisites (`<component>/<id>`) that must be finished first. */
+  readonly after: readonly string[];
+  readonly step: AnyUpgradeStep;
+}
+
+/** A prerequisite of a pending step (`after:`) that is not finished: the plan is refused. */
+export interface UnfinishedGate {
+  readonly component: string;
+  readonly step: string;
+  readonly prerequisite: string;
+  /** `running, 42% (4,200 of 10,000 keys)`, `owed post step`, … */
+  readonly progress: string;
+  /** What finishes it. */
+  readonly command: string;
+}
+
+/** A post step whose component's main steps are done: it runs once no old front holds it back. */
+export interface OwedPostStep {
+  readonly component: string;
+  readonly step: string;
+  readonly version: number;
+  readonly since: Date;
+}
+
+/** What the site database says about prerequisites: background migrations and owed post steps. */
+export interface PrerequisiteStates {
+  /** Keyed `<component>/<id>`. */
+  readonly background: ReadonlyMap<string, { readonly state: string; readonly progress: string }>;
+  readonly owedPost: readonly OwedPostStep[];
 }
 
 export interface PlanItem {
@@ -76,6 +106,10 @@ export interface Plan {
   /** Components a staged (`--no-maintenance`) upgrade pauses one at a time, in order. */
   readonly pauses: readonly string[];
   readonly purgeCaches: CachePurgePlan;
+  /** Pending steps gated on unfinished work: running the plan is refused while any is listed. */
+  readonly gates: readonly UnfinishedGate[];
+  /** Post steps owed from earlier upgrades (`upgrade --phase post` runs them). */
+  readonly owedPost: readonly OwedPostStep[];
 }
 
 export interface PlanInput {
@@ -88,6 +122,8 @@ export interface PlanInput {
    * against it. Without it, renames and drops are judged as breaking whatever they touch.
    */
   readonly liveSchema?: SchemaShape;
+  /** Background migrations and owed post steps, for the finalization gates. */
+  readonly prerequisites?: PrerequisiteStates;
   /**
    * `throw` (the upgrader): code older than the database is a downgrade error.
    * `report` (a front during a rollout): such components get action `behind`.
@@ -144,6 +180,8 @@ export async function buildPlan(input: PlanInput): Promise<Plan> {
     maintenanceReasons,
     pauses: [...new Set(pending.flatMap((item) => (item.outage === 'component' && item.pauses ? [item.pauses] : [])))],
     purgeCaches: unionPurges(pending),
+    gates: await findGates(code, installed, input.appliedSteps, pending, input.prerequisites),
+    owedPost: input.prerequisites?.owedPost ?? [],
   };
 }
 
@@ -230,10 +268,21 @@ async function planComponent(input: PlanInput, component: Component): Promise<Pl
   const applied = input.appliedSteps.get(component.name) ?? new Set<string>();
   const steps: PlannedStep[] = [];
   for (const step of upgrade.steps.filter((candidate) => candidate.version > row.version)) {
-    const declaredOutage = step.outage ?? 'site';
     const alreadyApplied = applied.has(step.id);
+    const after = step.after ?? [];
+    if (isBackgroundStep(step)) {
+      // Batched, each batch its own short transaction, after the upgrade: safe while serving.
+      steps.push({ id: step.id, version: step.version, description: step.description, outage: 'none', declaredOutage: 'none', declared: true, findings: [], phase: 'background', transaction: false, alreadyApplied, after, step });
+      continue;
+    }
+    const declaredOutage = step.outage ?? 'site';
+    const phase = step.phase ?? 'main';
     // Only `none` is a claim worth checking: a stronger class already pauses what it breaks.
-    const findings = declaredOutage === 'none' && !alreadyApplied ? verifyStep(step, input.liveSchema).findings : [];
+    // A post step runs once no old front is left, so breaking the old code is its purpose;
+    // what it blocks still counts.
+    const findings = (declaredOutage === 'none' && !alreadyApplied ? verifyStep(step, input.liveSchema).findings : []).filter(
+      (finding) => phase !== 'post' || finding.kind !== 'breaking',
+    );
     const raised = findings.some((finding) => finding.kind !== 'unverified');
     steps.push({
       id: step.id,
@@ -243,9 +292,10 @@ async function planComponent(input: PlanInput, component: Component): Promise<Pl
       declaredOutage,
       declared: step.outage !== undefined,
       findings,
-      phase: step.phase ?? 'main',
+      phase,
       transaction: step.transaction ?? true,
       alreadyApplied,
+      after,
       step,
     });
   }
@@ -261,6 +311,15 @@ async function planComponent(input: PlanInput, component: Component): Promise<Pl
       continue;
     }
     vouched = true;
+    if (step.phase === 'background') {
+      reasons.push(`background migration ${step.id} (${step.version}) is queued when its version is reached and worked after the upgrade, in batches`);
+      continue;
+    }
+    if (step.phase === 'post') {
+      // Not part of this window: it runs once no live front runs the old code.
+      reasons.push(`post step ${step.id} (${step.version}) runs once no live front runs ${component.name} below ${step.version}`);
+      continue;
+    }
     outage = strongest(outage, step.outage);
     reasons.push(step.declared
       ? `step ${step.id} (${step.version}) declares outage ${step.declaredOutage}`

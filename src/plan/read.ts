@@ -3,7 +3,10 @@ import { discoverSite, type SiteCode } from '../component/discover.ts';
 import { readAppliedSteps, readInstalled } from '../state/installed.ts';
 import { readSchemaShape } from '../schema/online-safety.ts';
 import { isStateTable } from '../state/tables.ts';
-import { buildPlan, type Plan } from './plan.ts';
+import { readBackgroundMigrations } from '../migrations/store.ts';
+import type { BackgroundMigration } from '../migrations/types.ts';
+import { readOwedSteps } from '../state/owed-steps.ts';
+import { buildPlan, type Plan, type PrerequisiteStates } from './plan.ts';
 
 /**
  * Reads the code under `root` (or reuses `code`) and the installed state in `db`, and
@@ -25,5 +28,23 @@ export async function readPlan(
   const [installed, appliedSteps] = await Promise.all([readInstalled(db), readAppliedSteps(db)]);
   // What the installed release reads, for verifying steps declared `none` against it.
   const liveSchema = installed ? await readSchemaShape(db, isStateTable) : undefined;
-  return { code, plan: await buildPlan({ code, installed, appliedSteps, liveSchema, olderCode: options.olderCode ?? 'throw' }) };
+  const prerequisites = installed ? await readPrerequisites(db) : undefined;
+  return { code, plan: await buildPlan({ code, installed, appliedSteps, liveSchema, ...(prerequisites ? { prerequisites } : {}), olderCode: options.olderCode ?? 'throw' }) };
+}
+
+/** Background migrations and owed post steps, as the finalization gates judge them. */
+export async function readPrerequisites(db: Kysely<any>): Promise<PrerequisiteStates> {
+  const [migrations, owedPost] = await Promise.all([readBackgroundMigrations(db), readOwedSteps(db)]);
+  return {
+    background: new Map(migrations.map((migration) => [`${migration.component}/${migration.id}`, { state: migration.state, progress: describeProgress(migration) }])),
+    owedPost,
+  };
+}
+
+/** `42% (4,200 of 10,000 keys)`. */
+export function describeProgress(migration: BackgroundMigration): string {
+  if (migration.minKey === null || migration.maxKey === null) return '100% (an empty table)';
+  const total = migration.maxKey - migration.minKey + 1;
+  const done = migration.cursor === null ? 0 : Math.min(total, migration.cursor - migration.minKey + 1);
+  return `${Math.floor((done / total) * 100)}% (${done.toLocaleString('en')} of ${total.toLocaleString('en')} keys)`;
 }

@@ -66,7 +66,7 @@ export interface StepRehearsal {
   readonly id: string;
   readonly version: number;
   readonly description: string | undefined;
-  readonly phase: StepPhase;
+  readonly phase: StepPhase | 'background';
   readonly transaction: boolean;
   /** How `upgrade --no-maintenance` runs it, and so how it was rehearsed. */
   readonly runs: 'online' | 'transaction' | 'no-transaction';
@@ -296,6 +296,12 @@ export async function rehearse(options: RehearseOptions): Promise<RehearsalRepor
       const component = item.component;
       const file = join(item.code!.versionFile, '..', 'db', 'upgrade.ts');
       for (const step of item.steps) {
+        if (step.step.phase === 'background') {
+          // Worked after the upgrade in short batches of their own: nothing of the window to observe.
+          steps.push({ component, id: step.id, version: step.version, description: step.description, phase: 'background', transaction: false, runs: 'no-transaction', declared: 'none', planned: 'none', observed: 'none', status: 'skipped', durationMs: 0, scaledDurationMs: 0, scaled: true, rowsTouched: 0, reasons: [], statements: [], locks: [], rewrites: [], warning: undefined, log: ['background migration: queued by the upgrade and worked after it in batches; not rehearsed'] });
+          continue;
+        }
+        const run = step.step;
         const base = {
           component,
           id: step.id,
@@ -304,7 +310,7 @@ export async function rehearse(options: RehearseOptions): Promise<RehearsalRepor
           phase: step.phase,
           transaction: step.transaction,
           // The same choice as the runner's for an online (--no-maintenance) run.
-          runs: step.outage === 'none' && step.step.transaction !== true ? 'online' : step.transaction ? 'transaction' : 'no-transaction',
+          runs: step.outage === 'none' && run.transaction !== true ? 'online' : step.transaction ? 'transaction' : 'no-transaction',
           declared: step.declaredOutage,
           planned: step.outage,
         } as const;
@@ -340,12 +346,12 @@ export async function rehearse(options: RehearseOptions): Promise<RehearsalRepor
             // call a short transaction of its own, and breaking helpers refuse.
             await db.connection().execute(async (connection) => {
               await setLockTimeout(connection, `${lockTimeoutMs}ms`, false);
-              await step.step.run(context(connection, true));
+              await run.run(context(connection, true));
             });
           } else if (base.runs === 'transaction') {
             await db.transaction().execute(async (trx) => {
               await setLockTimeout(trx, `${lockTimeoutMs}ms`, true);
-              await step.step.run(context(trx, false));
+              await run.run(context(trx, false));
               // Locks are held until commit: what is held now was held for the rest of the step.
               recorder.recording = false;
               const held = await heldLocks(trx);
@@ -355,7 +361,7 @@ export async function rehearse(options: RehearseOptions): Promise<RehearsalRepor
               heldAtCommit = held.filter((lock) => lock.schema === scratch);
             });
           } else {
-            await step.step.run(context(db, false));
+            await run.run(context(db, false));
           }
         } catch (caught) {
           error = caught;

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { inspect, isDeepStrictEqual } from 'node:util';
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import pg from 'pg';
 import type { OutageClass, StepContext, StepPhase } from '../component/definitions.ts';
 import { discoverSite, type Component, type SiteCode } from '../component/discover.ts';
@@ -51,7 +51,7 @@ export interface HarnessStep {
   readonly id: string;
   readonly version: number;
   readonly outage: OutageClass;
-  readonly phase: StepPhase;
+  readonly phase: StepPhase | 'background';
   readonly transaction: boolean;
   /** `already-applied`: applied before under another version, so the runner (and the harness) skips it. */
   readonly status: 'pending' | 'ran' | 'already-applied';
@@ -257,8 +257,18 @@ function harness(
   // As the runner does: a transactional step commits as a whole; a `transaction: false`
   // step runs on the database directly, so its helpers can build indexes concurrently.
   async function runOnce(item: PlanItem, step: PlannedStep): Promise<void> {
-    if (step.transaction) await db.transaction().execute((trx) => Promise.resolve(step.step.run(stepContext(trx, item.component, step.id))));
-    else await step.step.run(stepContext(db, item.component, step.id));
+    const definition = step.step;
+    if (definition.phase === 'background') {
+      // All of it, in the engine's shape: key ranges, each batch its own transaction.
+      const { rows } = await sql<{ low: string | null; high: string | null }>`select min(${sql.ref(definition.key)})::text as low, max(${sql.ref(definition.key)})::text as high from ${sql.table(definition.table)}`.execute(db);
+      if (rows[0]?.low == null || rows[0].high == null) return;
+      for (let from = Number(rows[0].low); from <= Number(rows[0].high); from += 1000) {
+        await db.transaction().execute((trx) => Promise.resolve(definition.batch({ db: trx, from, to: from + 999 })));
+      }
+      return;
+    }
+    if (step.transaction) await db.transaction().execute((trx) => Promise.resolve(definition.run(stepContext(trx, item.component, step.id))));
+    else await definition.run(stepContext(db, item.component, step.id));
   }
 
   async function execute(item: PlanItem, step: PlannedStep, runOptions: RunOptions | undefined): Promise<void> {

@@ -25,6 +25,7 @@ import {
 } from '../schema/lock-safety.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { onlineSqlGuard } from './online-guard.ts';
+import { queueBackgroundMigration } from '../migrations/store.ts';
 import { purgePlannedCaches } from '../caches/purge.ts';
 import { appendLog, writeInstalled, writeSavepoint } from '../state/installed.ts';
 import { ensureStateTables, isStateTable } from '../state/tables.ts';
@@ -360,13 +361,23 @@ async function runStep(run: RunContext, item: PlanItem, step: PlannedStep, finis
     emit({ kind: 'step-skipped', component, step: step.id, version: step.version });
     return;
   }
+  const definition = step.step;
+  if (definition.phase === 'background') {
+    // Queued with its savepoint: the migration exists exactly when the version says it was reached.
+    await db.transaction().execute(async (trx) => {
+      await queueBackgroundMigration(trx, { component, step: definition });
+      await savepoint(trx, 'applied');
+    });
+    emit({ kind: 'log', component, message: `background migration ${step.id} queued: fronts and \`outageless worker\` work it in batches` });
+    return;
+  }
   const budget = createLockWaitBudget(run.locks.waitMs);
   const what = `step ${step.id}`;
   // An online step (class `none` while the site serves) never holds a strong lock while other
   // work runs: each helper call is its own short transaction, and its raw SQL runs on one
   // connection under the short lock timeout. A step that asked for transaction: true with
   // DDL in it was already raised out of `none` by the plan.
-  const online = run.mode === 'online' && step.outage === 'none' && step.step.transaction !== true;
+  const online = run.mode === 'online' && step.outage === 'none' && definition.transaction !== true;
   try {
     if (online) {
       await db.connection().execute(async (connection) => {
@@ -380,7 +391,7 @@ async function runStep(run: RunContext, item: PlanItem, step: PlannedStep, finis
             await run.lock.verify(connection);
             const context = stepContext(connection, component, run, { budget, online: { step: step.id, oldSchema: run.oldSchema } });
             // The helpers keep the bare connection for their own DDL; the step's SQL is guarded.
-            await step.step.run({ ...context, db: connection.withPlugin(onlineSqlGuard(component, step.id)) });
+            await definition.run({ ...context, db: connection.withPlugin(onlineSqlGuard(component, step.id)) });
           });
         } finally {
           unguard();
@@ -396,7 +407,7 @@ async function runStep(run: RunContext, item: PlanItem, step: PlannedStep, finis
           const unguard = await run.lock.guard(trx);
           try {
             await setLockTimeout(trx, `${run.locks.timeoutMs}ms`, true);
-            await step.step.run(stepContext(trx, component, run, { budget, onLockTimeout: (table) => (lastTable.value = table) }));
+            await definition.run(stepContext(trx, component, run, { budget, onLockTimeout: (table) => (lastTable.value = table) }));
             await savepoint(trx, 'applied');
           } finally {
             unguard();
@@ -411,7 +422,7 @@ async function runStep(run: RunContext, item: PlanItem, step: PlannedStep, finis
         const unguard = await run.lock.guard(connection);
         try {
           await run.lock.verify(connection);
-          await step.step.run(stepContext(connection, component, run, { budget }));
+          await definition.run(stepContext(connection, component, run, { budget }));
         } finally {
           unguard();
         }
