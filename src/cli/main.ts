@@ -7,6 +7,7 @@ import { maintenanceCommand, serveCommand } from './front-commands.ts';
 import { upgradeCommand } from './upgrade-command.ts';
 import { lintCommand } from './lint-command.ts';
 import { rehearseCommand } from './rehearse-command.ts';
+import { backgroundCommand } from './background-command.ts';
 
 function packageVersion(): string {
   const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -44,6 +45,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     .addCommand(maintenanceCommand(run))
     .addCommand(serveCommand(run))
     .addCommand(lintCommand(run))
+    .addCommand(backgroundCommand(run))
     .addCommand(rehearseCommand(run));
   // addCommand() copies no settings to a subcommand, so without this a bad flag on `upgrade`
   // would make commander print its message and call process.exit(1) itself.

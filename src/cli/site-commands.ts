@@ -12,6 +12,8 @@ import { readInstalled } from '../state/installed.ts';
 import { isStateTable } from '../state/tables.ts';
 import { readComponentStates, reclaimStalePauses } from '../state/component-state.ts';
 import { listFronts } from '../runtime/front-registry.ts';
+import { readBackgroundMigrations } from '../migrations/store.ts';
+import { backgroundListToJson, formatBackgroundList } from './background-command.ts';
 import { output, withDatabase, withSiteOptions, type CommandResult, type SiteOptions } from './context.ts';
 import { formatFlags, formatPlan, planToJson } from './format.ts';
 
@@ -46,6 +48,8 @@ export function statusCommand(run: (result: Promise<CommandResult>) => void): Co
           }
           out.text(formatPlan(plan, { all: true }));
           out.text(fronts.length === 0 ? 'Fronts: none registered' : `Fronts:\n${fronts.map((f) => `  ${f.host} pid ${f.pid}${f.url ? ` ${f.url}` : ''}  ${f.relation}${f.differences.length ? ` (${f.differences.map((d) => `${d.component} code ${d.code ?? '-'} db ${d.installed ?? '-'}`).join(', ')})` : ''}${Object.values(f.components).some((c) => c.codeIncrement) ? `  increments: ${Object.entries(f.components).filter(([, c]) => c.codeIncrement).map(([n, c]) => `${n} ${c.codeIncrement}`).join(', ')}` : ''}`).join('\n')}`);
+          const background = await readBackgroundMigrations(database.db);
+          out.text(background.length === 0 ? 'Background migrations: none' : `Background migrations:\n${formatBackgroundList(background, { tty: process.stdout.isTTY === true, indent: '  ' })}`);
           out.json({
             database: database.displayUrl,
             flags: { ...flags, maintenance: { ...flags.maintenance, enabled: flags.maintenance.enabled || holder?.mode === 'maintenance' } },
@@ -53,6 +57,7 @@ export function statusCommand(run: (result: Promise<CommandResult>) => void): Co
             fronts,
             componentStates: [...componentStates.values()].map((c) => ({ ...c, since: c.since.toISOString() })),
             reclaimedPauses: reclaimed.map((c) => ({ component: c.component, pausedByRun: c.pausedByRun })),
+            backgroundMigrations: backgroundListToJson(background),
             ...planToJson(plan),
           });
           return ExitCode.ok;

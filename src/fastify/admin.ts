@@ -11,6 +11,9 @@ import type { Front } from '../runtime/front.ts';
 import { decide, UPGRADING_MESSAGE } from '../runtime/guard.ts';
 import type { SiteState } from '../runtime/site-state.ts';
 import { runUpgrade } from '../upgrade/run.ts';
+import { readBackgroundMigrations } from '../migrations/store.ts';
+import type { BackgroundMigration } from '../migrations/types.ts';
+import { backgroundProgress, describeRange, formatDuration } from '../runtime/background-progress.ts';
 import { describeUpgradeEvent } from '../upgrade/describe-event.ts';
 import { clientAddress, type AdminSession, type LiveAdminSession } from './admin-session.ts';
 import { html, page, raw, type SafeHtml } from './html.ts';
@@ -164,6 +167,23 @@ function frontsTable(fronts: readonly FrontRecord[], self: string): SafeHtml {
   </tbody></table>`;
 }
 
+/** Background migrations with a progress bar each (a `<progress>` element: no script needed). */
+function backgroundTable(migrations: readonly BackgroundMigration[] | undefined): SafeHtml {
+  if (migrations === undefined) return html`<div class="notice error" id="background-migrations">Background migrations could not be read from the site database.</div>`;
+  if (migrations.length === 0) return html`<p id="background-migrations">No background migrations.</p>`;
+  const now = new Date();
+  return html`<table id="background-migrations"><thead><tr><th>Migration</th><th>State</th><th>Progress</th><th>Rows/s</th><th>ETA</th><th>Cursor and range</th><th>Batches</th><th>Rows changed</th><th>Batch size</th></tr></thead><tbody>
+    ${migrations.map((migration) => {
+      const progress = backgroundProgress(migration, now);
+      return html`<tr data-migration="${progress.name}"><td>${progress.name}</td><td class="state-${migration.state}">${migration.state}</td>
+      <td><progress max="100" value="${progress.percent.toFixed(1)}">${progress.percent.toFixed(1)}%</progress> ${progress.percent.toFixed(1)}%</td>
+      <td>${progress.rowsPerSecond === null ? '—' : Math.round(progress.rowsPerSecond)}</td><td>${progress.etaSeconds === null ? '—' : formatDuration(progress.etaSeconds)}</td>
+      <td>${describeRange(migration)}</td><td>${migration.batches}</td><td>${migration.rowsChanged}</td><td>${migration.batchSize}</td></tr>
+      ${migration.error ? html`<tr><td colspan="9" class="notice error">${progress.name}: ${migration.error}</td></tr>` : ''}`;
+    })}
+  </tbody></table>`;
+}
+
 /** Registers the admin routes in their own context (cookie and CSRF plugins stay inside it). */
 export async function adminRoutes(app: FastifyInstance, options: AdminOptions): Promise<void> {
   const { front, adminSecret, session } = options;
@@ -282,6 +302,7 @@ export async function adminRoutes(app: FastifyInstance, options: AdminOptions): 
       <nav id="admin-nav"><a href="/">Home</a>${components.map((c) => html`<a href="/${c.name}/">${c.name}</a>`)}<a href="/admin/upgrade">Upgrade status</a></nav>
       ${state.flags.uiUpgradeLock && front.view().pending ? html`<div class="notice info">Code on this server is ahead of the database; the upgrade is managed from the command line (UI upgrade lock set).</div>` : ''}
       <h2>Site</h2>${flagsTable(state)}
+      <h2>Background migrations</h2>${backgroundTable(await readBackgroundMigrations(front.database.db).catch((error: unknown) => void request.log.warn({ err: error }, 'outageless: background migrations unreadable')))}
       <h2>Fronts</h2>${frontsTable(await fronts(), front.id)}`, { admin: true, csrfToken: token }));
   });
 

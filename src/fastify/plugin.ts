@@ -18,6 +18,7 @@ import { importRuntimeModule, loadRuntimeModules } from '../jobs/modules.ts';
 import { adminRoutes, type LoginRateLimit } from './admin.ts';
 import { createAdminSession } from './admin-session.ts';
 import { sendUnavailable } from './unavailable.ts';
+import { createMigrationGate, type OutagelessMigrations } from './migrations.ts';
 
 /** Marks which part of the site a route belongs to, so the guard knows what to check. */
 export type RouteArea =
@@ -40,6 +41,11 @@ declare module 'fastify' {
     outagelessCaches: CacheStore;
     /** Hooks components offer into other pages; paused components' are skipped. */
     outagelessCallbacks: Callbacks;
+    /**
+     * "Not upgraded yet" for rows a background migration has not reached:
+     * `if (!(await app.outagelessMigrations.ensureDone(reply, 'mod_quiz', 'attempts_v2', id))) return reply`.
+     */
+    outagelessMigrations: OutagelessMigrations;
   }
 }
 
@@ -184,6 +190,7 @@ const plugin: FastifyPluginAsync<OutagelessPluginOptions> = async (app, options)
     ...(options.loginRateLimit ? { loginRateLimit: options.loginRateLimit } : {}),
   });
 
+  app.decorate('outagelessMigrations', createMigrationGate({ front, onError: (error) => app.log.warn({ err: error }, 'outageless: background migrations unreadable; answering from the last rows read') }));
   const modules = options.mountComponents ?? true ? await mountComponents(app, front) : undefined;
   app.decorate('outagelessCallbacks', createCallbacks(front, modules ?? (await loadRuntimeModules(code))));
 
