@@ -10,3 +10,7 @@
 export * from './store.ts';
 export { migrationErrors } from './errors.ts';
 export type { BackgroundMigration, BackgroundState, BackgroundStep, BatchContext } from './types.ts';
+export {
+  runBatch, nextBatchSize, findBackgroundStep, finishBackgroundMigration, startBackgroundWorker,
+  type BatchOptions, type BatchOutcome, type FinishOptions, type BackgroundWorker, type BackgroundWorkerOptions, type BackgroundLogger,
+} from './engine.ts';
