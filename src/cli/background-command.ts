@@ -1,15 +1,19 @@
 import { Command } from 'commander';
 import { errors, ExitCode } from '../errors.ts';
+import { migrationErrors } from '../migrations/errors.ts';
 import {
   cancelBackgroundMigration,
   parseMigrationName,
   pauseBackgroundMigration,
+  readBackgroundMigration,
   readBackgroundMigrations,
   resumeBackgroundMigration,
   retryBackgroundMigration,
 } from '../migrations/store.ts';
 import type { BackgroundMigration } from '../migrations/types.ts';
 import type { Kysely } from 'kysely';
+import { discoverSite } from '../component/discover.ts';
+import { findBackgroundStep, finishBackgroundMigration } from '../migrations/engine.ts';
 import { backgroundProgress, backgroundToJson, describeRange, formatDuration, progressBar } from '../runtime/background-progress.ts';
 import { output, withDatabase, withSiteOptions, type CommandResult, type SiteOptions } from './context.ts';
 
@@ -108,6 +112,101 @@ function statusSubcommand(run: (result: Promise<CommandResult>) => void): Comman
     );
 }
 
+/** Thrown from the progress callback to leave the foreground loop after a committed batch. */
+class StopRequested extends Error {}
+
+/**
+ * `outageless background finish <component>/<id>`: runs the rest now, in this process, with a
+ * progress bar (plain lines when stdout is not a TTY). Ctrl-C stops after the batch in flight
+ * has committed (exit 1, nothing half-done; run it again to go on); a second Ctrl-C exits at
+ * once, and the batch in flight rolls back with its connection.
+ */
+function finishSubcommand(run: (result: Promise<CommandResult>) => void): Command {
+  return withSiteOptions(new Command('finish'))
+    .description('run the rest of a migration now, in the foreground, with a progress bar (Ctrl-C stops after the batch in flight)')
+    .argument('<migration>', '<component>/<id>')
+    .action((migration: string, options: SiteOptions) => {
+      const { component, id } = migrationName(migration);
+      run(finish(component, id, options));
+    });
+}
+
+async function finish(component: string, id: string, options: SiteOptions): Promise<CommandResult> {
+  const code = await discoverSite(options.root);
+  return withDatabase(options, async (database) => {
+    const out = output(options);
+    const tty = process.stdout.isTTY === true && !options.json;
+    const before = await readBackgroundMigration(database.db, component, id);
+    // Refusals that need no code come first: an unknown name, a cancelled migration.
+    if (!before) throw migrationErrors.unknownMigration(component, id, (await readBackgroundMigrations(database.db)).map((m) => `${m.component}/${m.id}`));
+    if (before.state === 'cancelled') throw migrationErrors.transitionRefused(component, id, 'finish', before.state);
+    if (before.state === 'finished') {
+      out.text(`${component}/${id} is already finished: ${before.rowsChanged} rows changed in ${before.batches} batches.`);
+      out.json({ stopped: false, migration: backgroundToJson(before) });
+      return ExitCode.ok;
+    }
+    const step = await findBackgroundStep(code, component, id);
+
+    let stopping = false;
+    const onSigint = () => {
+      if (stopping) {
+        process.stderr.write('\nStopped at once; the batch in flight rolls back.\n');
+        process.exit(ExitCode.error);
+      }
+      stopping = true;
+      process.stderr.write(`\nStopping after the batch in flight (Ctrl-C again to stop at once)…\n`);
+    };
+    process.on('SIGINT', onSigint);
+
+    const started = performance.now();
+    const startKeys = backgroundProgress(before).keysDone;
+    let lastLine = 0;
+    const show = (current: BackgroundMigration, final: boolean) => {
+      const progress = backgroundProgress(current);
+      const seconds = (performance.now() - started) / 1000;
+      const keysPerSecond = seconds > 0 ? (progress.keysDone - startKeys) / seconds : 0;
+      const rowsPerSecond = seconds > 0 ? (current.rowsChanged - before.rowsChanged) / seconds : 0;
+      const eta = keysPerSecond > 0 ? formatDuration((progress.keysTotal - progress.keysDone) / keysPerSecond) : '-';
+      const line = `${progressBar(progress.percent)} ${progress.percent.toFixed(1).padStart(5)}%  cursor ${current.cursor ?? '-'} of ${current.maxKey ?? '-'}  ${current.batches} batches  ${Math.round(rowsPerSecond)} rows/s  ETA ${eta}`;
+      if (tty) process.stdout.write(`\r${line}\x1b[K${final ? '\n' : ''}`);
+      else if (final || performance.now() - lastLine >= 1000) {
+        lastLine = performance.now();
+        out.text(`${progress.name}  ${progress.percent.toFixed(1)}%  cursor ${current.cursor ?? '-'} of ${current.maxKey ?? '-'}  batches ${current.batches}  rows changed ${current.rowsChanged}  batch size ${current.batchSize}  ${Math.round(rowsPerSecond)} rows/s  ETA ${eta}`);
+      }
+    };
+
+    out.text(`Finishing ${component}/${id} in the foreground (${describeRange(before)}, ${before.state}).`);
+    let last: BackgroundMigration = before;
+    try {
+      last = await finishBackgroundMigration(database.db, component, step, {
+        onProgress: (current) => {
+          last = current;
+          if (!options.json) show(current, false);
+          // Raised after the batch committed, so the stop leaves nothing half-done.
+          if (stopping && current.state !== 'finished') throw new StopRequested();
+        },
+      });
+    } catch (error) {
+      if (!(error instanceof StopRequested)) {
+        if (tty) process.stdout.write('\n');
+        throw error;
+      }
+      if (!options.json) show(last, true);
+      const progress = backgroundProgress(last);
+      out.text(`Stopped after the batch in flight: ${progress.percent.toFixed(1)}% done, cursor ${last.cursor ?? '-'}. It stays ${last.state}: workers go on with it${last.state === 'paused' ? ' once resumed' : ''}, or run \`outageless background finish ${component}/${id}\` again.`);
+      out.json({ stopped: true, migration: backgroundToJson(last) });
+      return ExitCode.error;
+    } finally {
+      process.off('SIGINT', onSigint);
+    }
+    if (!options.json) show(last, true);
+    const seconds = (performance.now() - started) / 1000;
+    out.text(`${component}/${id} finished: ${last.rowsChanged} rows changed in ${last.batches} batches (${formatDuration(seconds)} in the foreground).`);
+    out.json({ stopped: false, migration: backgroundToJson(last) });
+    return ExitCode.ok;
+  });
+}
+
 /**
  * `outageless background status|pause|resume|retry|cancel|finish`: the lifecycle of batched
  * background migrations (DESIGN §4.6). Unknown names and refused transitions are coded
@@ -117,5 +216,6 @@ export function backgroundCommand(run: (result: Promise<CommandResult>) => void)
   const command = new Command('background').description('batched background migrations: status, pause, resume, retry, cancel, finish in the foreground');
   command.addCommand(statusSubcommand(run));
   for (const name of ['pause', 'resume', 'retry', 'cancel'] as const) command.addCommand(transitionCommand(run, name));
+  command.addCommand(finishSubcommand(run));
   return command;
 }

@@ -54,7 +54,7 @@ export function backgroundProgress(migration: BackgroundMigration, now: Date = n
 }
 
 /**
- * A short human duration: `45 s`, `12 min 5 s`, `3 h 20 min`; `-` when unknown.
+ * A short human duration: `2.5 s`, `45 s`, `12 min 5 s`, `3 h 20 min`; `-` when unknown.
  *
  * @example
  * ```ts
@@ -63,7 +63,8 @@ export function backgroundProgress(migration: BackgroundMigration, now: Date = n
  */
 export function formatDuration(seconds: number | null): string {
   if (seconds === null || !Number.isFinite(seconds)) return '-';
-  const s = Math.max(0, Math.round(seconds));
+  if (seconds < 10) return `${Math.max(0, seconds).toFixed(1)} s`;
+  const s = Math.round(seconds);
   if (s < 60) return `${s} s`;
   if (s < 3600) return `${Math.floor(s / 60)} min${s % 60 ? ` ${s % 60} s` : ''}`;
   const minutes = Math.floor((s % 3600) / 60);
