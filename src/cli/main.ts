@@ -7,6 +7,7 @@ import { maintenanceCommand, serveCommand } from './front-commands.ts';
 import { upgradeCommand } from './upgrade-command.ts';
 import { lintCommand } from './lint-command.ts';
 import { rehearseCommand } from './rehearse-command.ts';
+import { workerCommand } from './worker-command.ts';
 import { backgroundCommand } from './background-command.ts';
 
 function packageVersion(): string {
@@ -46,7 +47,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     .addCommand(serveCommand(run))
     .addCommand(lintCommand(run))
     .addCommand(backgroundCommand(run))
-    .addCommand(rehearseCommand(run));
+    .addCommand(rehearseCommand(run))
+    .addCommand(workerCommand(run));
   // addCommand() copies no settings to a subcommand, so without this a bad flag on `upgrade`
   // would make commander print its message and call process.exit(1) itself.
   applyToSubcommands(program, (command) => command.exitOverride().configureOutput({ writeErr: (text) => process.stderr.write(text) }));

@@ -15,6 +15,7 @@ import { backendOf, kyselyExecutor, transactionExecutor } from './executor.ts';
 import { monotonicUuid } from './ids.ts';
 import { waitForInFlightJobs } from './in-flight.ts';
 import { DEAD_EVENT_QUEUE, eventQueue, JOBS_CHANNEL, JOBS_SCHEMA, taskQueue, taskQueuePrefix } from './names.ts';
+import { startBackgroundWorker, type BackgroundWorker, type BackgroundWorkerOptions } from '../migrations/engine.ts';
 
 /**
  * Scheduled tasks and event observers on pg-boss, with per-component maintenance (DESIGN
@@ -93,6 +94,12 @@ export interface JobsOptions {
    */
   readonly strict?: boolean;
   readonly onError?: (error: unknown) => void;
+  /**
+   * Batched background migrations (src/migrations): every front works them by default, one
+   * batch at a time per migration across all fronts and workers. `false` leaves them to the
+   * other fronts and to `outageless worker`; an object tunes the loop (poll, pauses, retries).
+   */
+  readonly background?: false | Pick<BackgroundWorkerOptions, 'pollIntervalMs' | 'pauseMs' | 'pressurePauseMs' | 'attempts' | 'retryBaseMs' | 'retryMaxMs'>;
 }
 
 export interface EmitOptions {
@@ -530,6 +537,24 @@ export async function startJobs(options: JobsOptions): Promise<Jobs> {
       await replayDeferredTasks();
     }).catch(onError);
   });
+  // Background migrations are worked by polling their table, not through a pg-boss queue:
+  // the row in outageless_background_migration already is the queue (state, cursor, backoff)
+  // and its lock (FOR UPDATE SKIP LOCKED in each batch's transaction). A pg-boss job per batch
+  // or per migration would be a second copy of that state, which a kill between the two
+  // commits would let disagree (an expired job retried over a committed cursor), and its
+  // singleton policies cannot hold a batch's exclusivity inside the batch's own transaction.
+  // Queueing, resume and retry NOTIFY, so fronts start at once; the poll covers a lost NOTIFY.
+  // Each batch passes this front's guard: not while its component is paused, the site is in
+  // maintenance, or this front's code is behind (the same rules as its routes and events).
+  const background: BackgroundWorker | undefined = options.background === false
+    ? undefined
+    : startBackgroundWorker({
+      ...options.background,
+      database,
+      code,
+      log,
+      mayRun: (component) => !closed && availability(component) === 'run',
+    });
   const replayTimer = setInterval(() => void serial(replayDeferredTasks).catch(onError), options.replayIntervalMs ?? 30_000);
   replayTimer.unref();
   await serial(replayDeferredTasks).catch(onError);
@@ -582,6 +607,8 @@ export async function startJobs(options: JobsOptions): Promise<Jobs> {
       clearInterval(replayTimer);
       stopWatching();
       wakeAll();
+      // The batch in flight commits first; none starts after.
+      await background?.stop();
       await Promise.all([...eventWorkers.values()].map((w) => w.loop));
       await chain;
       await unlisten().catch(() => {});
