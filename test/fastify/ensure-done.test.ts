@@ -1,11 +1,12 @@
 /**
- * "Not upgraded yet" through the Fastify plugin with `app.inject`, on PostgreSQL: a route that
+ * "Not upgraded yet" through the Fastify plugin with `app.inject`: a route that
  * calls `app.outagelessMigrations.ensureDone` (or uses its `requireDone` preHandler) answers
  * 503 with Retry-After for a key the background migration has not reached, and 200 once it
  * has; the rows are read once per second however many requests ask. The admin dashboard
- * shows the migration with its progress.
+ * shows the migration with its progress. Runs on PostgreSQL and on the embedded database.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
 import { readdir, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -92,9 +93,9 @@ export default defineUpgrade({
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-describe.skipIf(!postgresAvailable)('ensureDone on PostgreSQL', () => {
+function ensureDoneSuite(kind: 'postgres' | 'pglite') {
   let site: SiteDir;
-  let scratch: ScratchDatabase;
+  let scratch: ScratchDatabase | undefined;
   let database: SiteDatabase;
   let app: FastifyInstance;
   let step: BackgroundStep;
@@ -103,8 +104,8 @@ describe.skipIf(!postgresAvailable)('ensureDone on PostgreSQL', () => {
   beforeAll(async () => {
     site = await createSiteDir();
     await writeSite(site);
-    scratch = await createScratchDatabase('ensure_done');
-    database = await openDatabase(scratch.url);
+    if (kind === 'postgres') scratch = await createScratchDatabase('ensure_done');
+    database = await openDatabase(scratch?.url ?? `pglite://memory/ensure-done-${randomBytes(4).toString('hex')}`);
     const code = await discoverSite(site.root);
     expect((await runUpgrade({ database, code, mode: 'maintenance' })).kind).toBe('upgraded');
     await sql`insert into local_bg_item (id, v) select g, g from generate_series(1, ${ROWS}) g`.execute(database.db);
@@ -207,4 +208,7 @@ describe.skipIf(!postgresAvailable)('ensureDone on PostgreSQL', () => {
     await short.check('local_bg', 'fill_v2', 1);
     expect(reads).toBe(3);
   });
-});
+}
+
+describe.skipIf(!postgresAvailable)('ensureDone on PostgreSQL', () => ensureDoneSuite('postgres'));
+describe('ensureDone on the embedded database', () => ensureDoneSuite('pglite'));
