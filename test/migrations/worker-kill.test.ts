@@ -158,4 +158,33 @@ export default defineSchema({
     expect(await effects(ROWS)).toEqual({ total: ROWS, duplicated: 0, upto: ROWS, filled: ROWS });
     expect(started() - done.batches).toBe(interrupted);
   }, 180_000);
+
+  it('a front (`outageless serve`) works background migrations too', async () => {
+    await sql`create table local_bg_copy (item bigint not null)`.execute(database.db);
+    await site.write('plugins/local/bg/db/upgrade.ts', `import { defineUpgrade } from 'outageless';
+export default defineUpgrade({
+  steps: [{
+    phase: 'background', version: ${V1}, id: 'copy_ids', table: 'local_bg_item', key: 'id', batchSize: { initial: 2000 },
+    async batch({ db, from, to }) {
+      const copied = await db.insertInto('local_bg_copy').columns(['item'])
+        .expression(db.selectFrom('local_bg_item').select('id').where('id', '>=', from).where('id', '<=', to))
+        .returning('item').execute();
+      return copied.length;
+    },
+  }],
+});
+`);
+    const step: BackgroundStep = { phase: 'background', version: V1, id: 'copy_ids', table: 'local_bg_item', key: 'id', batch: () => 0, batchSize: { initial: 2000 } };
+    await queueBackgroundMigration(database.db, { component: 'local_bg', step });
+    const front = cli(['serve', ...args(), '--port', '0'], { timeoutMs: 60_000 });
+    try {
+      await waitFor('the front to finish copy_ids', async () => (await readBackgroundMigration(database.db, 'local_bg', 'copy_ids'))?.state === 'finished', 60_000);
+    } finally {
+      front.child.kill('SIGTERM');
+      await front;
+    }
+    expect(await readBackgroundMigration(database.db, 'local_bg', 'copy_ids')).toMatchObject({ state: 'finished', cursor: ROWS, rowsChanged: ROWS, error: null });
+    const { rows: [copied] } = await sql<{ n: number; d: number }>`select count(*)::int as n, count(distinct item)::int as d from local_bg_copy`.execute(database.db);
+    expect(copied).toEqual({ n: ROWS, d: ROWS });
+  }, 120_000);
 });
