@@ -12,9 +12,11 @@ import { isOutagelessError } from '../../src/errors.ts';
 import {
   cancelBackgroundMigration, pauseBackgroundMigration, queueBackgroundMigration, readBackgroundMigration, resumeBackgroundMigration, retryBackgroundMigration,
 } from '../../src/migrations/store.ts';
-import { finishBackgroundMigration, nextBatchSize, runBatch, type BatchOutcome } from '../../src/migrations/engine.ts';
+import { finishBackgroundMigration, nextBatchSize, runBatch, startBackgroundWorker, type BatchOutcome } from '../../src/migrations/engine.ts';
+import { discoverSite } from '../../src/component/discover.ts';
 import type { BackgroundStep, BatchContext } from '../../src/migrations/types.ts';
 import { createScratchDatabase, postgresAvailable, type ScratchDatabase } from '../support/databases.ts';
+import { createSiteDir, writeBareCore } from '../support/sites.ts';
 
 const ROWS = 20_000;
 const COMPONENT = 'local_bg';
@@ -300,6 +302,75 @@ describe.skipIf(!postgresAvailable)('Background migrations engine (PostgreSQL)',
     } finally {
       await blocker.close();
       await waiter.close();
+    }
+  });
+
+  it('reports a batch much slower than its EMA as pressure', async () => {
+    let delay = 5;
+    const s = step('latency', table, async () => {
+      await sleep(delay);
+      return 0;
+    }, { targetBatchMs: 20, batchSize: { initial: 100, min: 100, max: 100 } });
+    await queueBackgroundMigration(db, { component: COMPONENT, step: s });
+    const ref = { component: COMPONENT, id: 'latency' };
+    expect(await runBatch(db, ref, s)).toMatchObject({ kind: 'done', latencyRatio: null, pressure: false });
+    for (let i = 0; i < 3; i++) expect(await runBatch(db, ref, s)).toMatchObject({ kind: 'done', pressure: false });
+    delay = 80;
+    const slow = await runBatch(db, ref, s);
+    expect(slow).toMatchObject({ kind: 'done', pressure: true, lockWaits: 0 });
+    expect((slow as { latencyRatio: number }).latencyRatio).toBeGreaterThan(2);
+  });
+
+  it('the worker loop pauses between batches, longer under pressure, and stops after the batch in flight', async () => {
+    // A site whose background step hands each batch to this test (same process).
+    const site = await createSiteDir();
+    try {
+      await writeBareCore(site, 2026050100);
+      await site.write('plugins/local/bg/version.ts', `import { defineVersion } from 'outageless';
+export default defineVersion({ component: 'local_bg', version: 2026050100, maturity: 'stable' });
+`);
+      await site.write('plugins/local/bg/db/upgrade.ts', `import { defineUpgrade } from 'outageless';
+export default defineUpgrade({ steps: [{
+  phase: 'background', version: 2026050100, id: 'looped', table: '${table}', key: 'id', targetBatchMs: 20, batchSize: { initial: 100, min: 100, max: 100 },
+  batch: (context) => globalThis.__outagelessTestBatch(context),
+}] });
+`);
+      const code = await discoverSite(site.root);
+      const starts: number[] = [];
+      const ends: number[] = [];
+      let slowAt = 6;
+      (globalThis as Record<string, unknown>).__outagelessTestBatch = async (context: BatchContext) => {
+        starts.push(performance.now());
+        await sleep(starts.length === slowAt ? 90 : 5);
+        const changed = await migrate(context, table);
+        ends.push(performance.now());
+        return changed;
+      };
+      await queueBackgroundMigration(db, { component: COMPONENT, step: step('looped', table, () => 0, { batchSize: { initial: 100, min: 100, max: 100 } }) });
+      const outcomes: BatchOutcome[] = [];
+      const worker = startBackgroundWorker({ database, code, pauseMs: 40, pressurePauseMs: 500, pollIntervalMs: 50, onBatch: (outcome) => outcomes.push(outcome) });
+      while (starts.length < 9) await sleep(10);
+      // Stop while the 10th batch may be in flight: it still commits, and no other starts.
+      slowAt = 10;
+      while (starts.length < 10) await sleep(1);
+      await worker.stop();
+      expect(ends.length).toBe(starts.length);
+      const row = await readBackgroundMigration(db, COMPONENT, 'looped');
+      expect(row).toMatchObject({ batches: starts.length, cursor: starts.length * 100 });
+      expect(await effects(db, table)).toEqual({ distinct: starts.length * 100, total: starts.length * 100, duplicated: 0 });
+      const pressured = outcomes.findIndex((outcome) => outcome.kind === 'done' && outcome.pressure);
+      expect(pressured).toBe(5);
+      for (let i = 1; i < starts.length; i++) {
+        const gap = starts[i]! - ends[i - 1]!;
+        if (i - 1 === pressured) expect(gap).toBeGreaterThanOrEqual(480);
+        else {
+          expect(gap).toBeGreaterThanOrEqual(35);
+          expect(gap).toBeLessThan(480);
+        }
+      }
+    } finally {
+      delete (globalThis as Record<string, unknown>).__outagelessTestBatch;
+      await site.cleanup();
     }
   });
 });
