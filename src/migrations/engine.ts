@@ -165,9 +165,20 @@ export async function runBatch(db: Kysely<any>, migration: Pick<BackgroundMigrat
       const done = await update(sql`state = 'finished', finished_at = coalesce(finished_at, now())`);
       return { kind: 'skipped', reason: 'state', migration: done };
     }
-    const from = current.cursor === null ? current.minKey : current.cursor + 1;
-    const size = current.splitSize ?? current.batchSize;
-    const to = Math.min(from + size - 1, current.maxKey, current.splitEnd ?? Number.POSITIVE_INFINITY);
+    // The batch starts at the next key that exists: a gap in the keys (deleted rows, a jump in
+    // the sequence) costs one index lookup, not a run of empty batches.
+    const { rows: [next] } = await sql<{ key: number | string | null }>`
+      select min(${sql.ref(current.key)})::bigint as key from ${sql.table(current.table)}
+      where ${sql.ref(current.key)} >= ${current.cursor === null ? current.minKey : current.cursor + 1} and ${sql.ref(current.key)} <= ${current.maxKey}`.execute(trx);
+    if (next?.key === null || next?.key === undefined) {
+      // No key left in the range (rows deleted since queueing): done.
+      const done = await update(sql`state = 'finished', "cursor" = max_key, split_size = null, split_end = null, finished_at = coalesce(finished_at, now())`);
+      return { kind: 'skipped', reason: 'state', migration: done };
+    }
+    const from = Number(next.key);
+    const splitting = current.splitSize !== null && current.splitEnd !== null && from <= current.splitEnd;
+    const size = splitting ? current.splitSize! : current.batchSize;
+    const to = Math.min(from + size - 1, current.maxKey, splitting ? current.splitEnd! : Number.POSITIVE_INFINITY);
     const keys = to - from + 1;
 
     // A batch must not hold its row locks long behind traffic's: a lock wait past this fails
@@ -215,10 +226,9 @@ export async function runBatch(db: Kysely<any>, migration: Pick<BackgroundMigrat
 
     const msPerKey = durationMs / keys;
     const ema = current.emaMsPerKey === null ? msPerKey : EMA_ALPHA * msPerKey + (1 - EMA_ALPHA) * current.emaMsPerKey;
-    const splitting = current.splitSize !== null;
     // A split range says nothing about the healthy size: the optimizer waits for it to end.
     const batchSize = splitting ? current.batchSize : nextBatchSize(current.batchSize, ema, tuning);
-    const splitOver = splitting && (current.splitEnd === null || to >= current.splitEnd);
+    const splitOver = current.splitSize !== null && (!splitting || to >= current.splitEnd!);
     const finished = to >= current.maxKey;
     const state = finished ? 'finished' : current.state === 'paused' ? 'paused' : 'running';
     const after = await update(sql`

@@ -110,6 +110,25 @@ describe.skipIf(!postgresAvailable)('Background migrations engine (PostgreSQL)',
     expect(left!.n).toBe(0);
   });
 
+  it('jumps over gaps in the keys, and ends when the rows left were deleted', async () => {
+    await sql`delete from ${sql.table(table)} where id > 1000`.execute(db);
+    await sql`insert into ${sql.table(table)} (id, v) select g, 1 from generate_series(1000000001, 1000001000) g`.execute(db);
+    await sql`insert into ${sql.table(table)} (id, v) values (2000000000, 1)`.execute(db);
+    const ranges: [number, number][] = [];
+    const s = step('sparse', table, async (context) => {
+      ranges.push([context.from, context.to]);
+      return migrate(context, table);
+    }, { batchSize: { min: 1000, initial: 1000, max: 1000 } });
+    await queueBackgroundMigration(db, { component: COMPONENT, step: s });
+    const ref = { component: COMPONENT, id: 'sparse' };
+    expect(await runBatch(db, ref, s)).toMatchObject({ kind: 'done', from: 1, to: 1000 });
+    expect(await runBatch(db, ref, s)).toMatchObject({ kind: 'done', from: 1_000_000_001, to: 1_000_001_000 });
+    await sql`delete from ${sql.table(table)} where id = 2000000000`.execute(db);
+    expect(await runBatch(db, ref, s)).toMatchObject({ kind: 'skipped', reason: 'state', migration: { state: 'finished', cursor: 2_000_000_000, rowsChanged: 2000 } });
+    expect(ranges).toHaveLength(2);
+    expect(await effects(db, table)).toEqual({ distinct: 2000, total: 2000, duplicated: 0 });
+  });
+
   it('adapts the batch size toward targetBatchMs: at most 1.2x per batch, within min and max', async () => {
     // About 20 ms per 1000 keys plus the writes: a 200 ms target wants ~5000 keys, above max 2500.
     const grow: number[] = [];
