@@ -28,7 +28,14 @@ export function formatPlan(plan: Plan, options: { all?: boolean } = {}): string 
   const summary = plan.pending.length === 0
     ? 'No upgrade is pending.'
     : `${plan.pending.length} component(s) pending; outage class ${plan.outage}; maintenance ${plan.maintenanceRequired ? 'IS required' : 'is NOT required'}.${!plan.maintenanceRequired && plan.pauses.length > 0 ? ` Staged: ${plan.pauses.join(', ')} pause(s) one at a time.` : ''}`;
-  return [summary, ...shown.map((item) => itemLine(item, width))].join('\n');
+  const gates = plan.gates.map((gate) => `  ${gate.component}/${gate.step} is gated on ${gate.prerequisite}: ${gate.progress}\n    finish it with: ${gate.command}`);
+  const owed = plan.owedPost.map((owed) => `  ${owed.component}/${owed.step} (${owed.version}), owed since ${owed.since.toISOString()}: outageless upgrade --phase post`);
+  return [
+    summary,
+    ...shown.map((item) => itemLine(item, width)),
+    ...(gates.length > 0 ? ['Refused until finished (finalization gates):', ...gates] : []),
+    ...(owed.length > 0 ? ['Owed post steps (they run once no live front runs the old code):', ...owed] : []),
+  ].join('\n');
 }
 
 /**
@@ -65,6 +72,8 @@ export function planToJson(plan: Plan): Record<string, unknown> {
     pauses: plan.pauses,
     maintenanceReasons: plan.maintenanceReasons,
     purgeCaches: plan.purgeCaches,
+    gates: plan.gates,
+    owedPost: plan.owedPost,
     components: plan.items.map((item) => ({
       component: item.component,
       action: item.action,

@@ -4,6 +4,8 @@ import { discoverSite } from '../component/discover.ts';
 import { errors, ExitCode } from '../errors.ts';
 import { readPlan } from '../plan/read.ts';
 import { setUiUpgradeLock } from '../state/flags.ts';
+import { readInstalled } from '../state/installed.ts';
+import { listFronts } from '../runtime/front-registry.ts';
 import { runUpgrade } from '../upgrade/run.ts';
 import { describeUpgradeEvent } from '../upgrade/describe-event.ts';
 import { confirm } from './confirm.ts';
@@ -24,6 +26,7 @@ interface UpgradeFlags extends SiteOptions {
   readonly purgeOwnCaches?: boolean;
   readonly lockTimeout?: string;
   readonly lockWait?: string;
+  readonly phase?: string;
 }
 
 /** `outageless upgrade`: Moodle's admin/cli/upgrade.php flags and exit codes (DESIGN §4.2). */
@@ -41,6 +44,7 @@ export function upgradeCommand(run: (result: Promise<CommandResult>) => void): C
     .option('--wait <seconds>', 'wait this long for another running upgrade instead of failing')
     .option('--lock-timeout <ms>', 'lock_timeout of each DDL attempt: the longest traffic may queue behind a step (default 200)')
     .option('--lock-wait <seconds>', 'total lock wait of one step over all its retries; past it the step fails cleanly, naming who blocks it (default 60)')
+    .option('--phase <phase>', 'pre: only the pending pre (expand) steps, with every front serving; post: only the owed post (contract) steps no live old front holds back')
     .option('--purge-own-caches', 'with --no-maintenance: purge at once the caches of components whose metadata asked for "own" (an "all" purge is still only printed)')
     .action((flags: UpgradeFlags) => run(upgrade(flags)));
 }
@@ -72,6 +76,8 @@ function conflictingFlags(flags: UpgradeFlags): FlagConflict | undefined {
     [flags.isMaintenanceRequired && '--is-maintenance-required', online, `${required}; its exit code says whether --no-maintenance would be accepted`],
     [flags.isMaintenanceRequired && '--is-maintenance-required', flags.purgeOwnCaches && '--purge-own-caches', `${required}, so there are no caches to purge after it`],
     [flags.setUiUpgradeLock && '--set-ui-upgrade-lock', flags.unsetUiUpgradeLock && '--unset-ui-upgrade-lock', 'the UI upgrade lock cannot be both set and cleared'],
+    [flags.isPending && '--is-pending', flags.phase !== undefined && '--phase', `${pending}; its exit code covers every phase`],
+    [flags.isMaintenanceRequired && '--is-maintenance-required', flags.phase !== undefined && '--phase', `${required}; a pre or post phase never needs maintenance to be decided`],
   ];
   for (const [first, second, why] of pairs) {
     if (first && second) return { first, second, why };
@@ -80,6 +86,8 @@ function conflictingFlags(flags: UpgradeFlags): FlagConflict | undefined {
 }
 
 async function upgrade(flags: UpgradeFlags): Promise<CommandResult> {
+  if (flags.phase !== undefined && flags.phase !== 'pre' && flags.phase !== 'post') throw errors.usage(`--phase expects "pre" or "post", got "${flags.phase}"`);
+  const phase = (flags.phase ?? 'all') as 'all' | 'pre' | 'post';
   const conflict = conflictingFlags(flags);
   if (conflict) throw errors.usage(`${conflict.first} and ${conflict.second} exclude each other: ${conflict.why}`);
   const waitSeconds = flags.wait === undefined ? 0 : Number(flags.wait);
@@ -124,6 +132,9 @@ async function upgrade(flags: UpgradeFlags): Promise<CommandResult> {
       database,
       code,
       mode,
+      phase,
+      // Post steps wait for old fronts: the registry says who runs which versions.
+      liveFronts: async () => listFronts(database.db, await readInstalled(database.db)),
       waitSeconds,
       ...(lockTimeoutMs === undefined ? {} : { lockTimeoutMs }),
       ...(lockWaitSeconds === undefined ? {} : { lockWaitMs: lockWaitSeconds * 1000 }),
@@ -142,7 +153,7 @@ async function upgrade(flags: UpgradeFlags): Promise<CommandResult> {
     if (flags.unsetUiUpgradeLock) await setUiUpgradeLock(database.db, false);
 
     if (result.kind === 'nothing-to-do') {
-      out.text('No upgrade is pending: nothing to do.');
+      out.text(phase === 'pre' ? 'No pre step is pending: nothing to do.' : phase === 'post' ? 'No post step is owed: nothing to do.' : 'No upgrade is pending: nothing to do.');
       out.json({ result: 'nothing-to-do', ...planToJson(result.plan) });
       return ExitCode.ok;
     }
@@ -153,12 +164,28 @@ async function upgrade(flags: UpgradeFlags): Promise<CommandResult> {
       for (const component of result.purgeCaches.components) ownPurged.push({ component, revision: (await purgeCaches(database.db, { kind: 'component', component })).revision });
       purge = [];
     }
-    out.text(`Upgrade complete in ${(result.durationMs / 1000).toFixed(2)} s (${result.plan.pending.length} component(s), ${result.mode === 'online' ? 'no maintenance' : 'maintenance mode'}).`);
+    out.text(
+      result.phase === 'pre'
+        ? `Pre steps done in ${(result.preDurationMs / 1000).toFixed(2)} s, with every front serving. New code may now take traffic.`
+        : result.phase === 'post'
+          ? `Post phase done in ${(result.durationMs / 1000).toFixed(2)} s.`
+          : `Upgrade complete in ${(result.durationMs / 1000).toFixed(2)} s (${result.plan.pending.length} component(s), ${result.mode === 'online' ? 'no maintenance' : 'maintenance mode'}).`,
+    );
+    if (result.phase === 'all' && result.preDurationMs > 0) {
+      out.text(`Pre steps: ${(result.preDurationMs / 1000).toFixed(2)} s with fronts serving; main steps: ${(result.mainDurationMs / 1000).toFixed(2)} s${result.mode === 'maintenance' ? ' in maintenance (the window)' : ''}.`);
+    }
+    for (const applied of result.postApplied) out.text(`Post step ${applied.component}/${applied.step} applied.`);
+    if (result.postHeldBack.length > 0) {
+      out.text(`Post steps still owed; run \`outageless upgrade --phase post\` once nothing holds them back:`);
+      for (const held of result.postHeldBack) {
+        out.text(`  ${held.component}/${held.step} (${held.version}): ${held.reason}${held.fronts.map((f) => `\n    front ${f.host} pid ${f.pid}${f.url ? ` ${f.url}` : ''} runs ${held.component} ${f.components[held.component]?.version}`).join('')}`);
+      }
+    }
     for (const pause of result.pauses) out.text(`Paused ${pause.component} for ${(pause.pausedMs / 1000).toFixed(2)} s${pause.leftIn === 'post-install' ? ' (left in post-install)' : ''}.`);
     if (result.purged) out.text(result.purgeCaches.kind === 'own' ? `Caches of ${result.purgeCaches.components.join(', ')} purged.` : 'Caches purged.');
     if (ownPurged.length > 0) out.text(`Caches purged (--purge-own-caches):\n${ownPurged.map((p) => `  outageless purge-caches --component ${p.component}    # done: revision ${p.revision}`).join('\n')}`);
     if (purge.length > 0) out.text(`Purge caches after all traffic runs the new code:\n${purge.map((c) => `  ${c}`).join('\n')}`);
-    out.json({ result: 'upgraded', runId: result.runId, mode: result.mode, durationMs: Math.round(result.durationMs), purged: result.purged || ownPurged.length > 0, purgedComponents: ownPurged, purgeCommands: purge, ...planToJson(result.plan), pauses: result.pauses.map((p) => ({ ...p, pausedMs: Math.round(p.pausedMs) })) });
+    out.json({ result: 'upgraded', runId: result.runId, mode: result.mode, durationMs: Math.round(result.durationMs), purged: result.purged || ownPurged.length > 0, purgedComponents: ownPurged, purgeCommands: purge, ...planToJson(result.plan), pauses: result.pauses.map((p) => ({ ...p, pausedMs: Math.round(p.pausedMs) })), phase: result.phase, preDurationMs: Math.round(result.preDurationMs), mainDurationMs: Math.round(result.mainDurationMs), postApplied: result.postApplied, postHeldBack: result.postHeldBack });
     return ExitCode.ok;
   });
 }

@@ -179,6 +179,9 @@ const plugin: FastifyPluginAsync<OutagelessPluginOptions> = async (app, options)
     if (view.breaking.length > 0) {
       return reply.code(503).send({ status: 'not ready', reason: 'code behind the database after a breaking change', components: view.breaking });
     }
+    if (view.waitingForPre.length > 0) {
+      return reply.code(503).send({ status: 'not ready', reason: 'the database lacks the pre-upgrade steps this code needs: run `outageless upgrade --phase pre`', components: view.waitingForPre });
+    }
     return { status: 'ready' };
   });
 

@@ -51,13 +51,16 @@ function deriveView(state: SiteState, plan: Plan): FrontView {
     const relation = item.action === 'install' ? 'new' : item.action === 'upgrade' ? 'ahead' : item.action === 'behind' ? 'behind' : 'current';
     const breakingSince = state.breakingSince.get(item.component);
     const breaking = relation === 'behind' && breakingSince !== undefined && breakingSince > item.code.manifest.version;
-    components.set(item.component, { component: item.component, relation, pendingOutage: item.outage, breaking, pauseUnit: item.code.parent ?? item.component });
+    // Its expand (pre) steps are not in yet: this code must not serve against that database.
+    const pendingPre = relation === 'ahead' && item.steps.some((step) => step.phase === 'pre' && !step.alreadyApplied);
+    components.set(item.component, { component: item.component, relation, pendingOutage: item.outage, breaking, pendingPre, pauseUnit: item.code.parent ?? item.component });
   }
   return {
     installed: state.installed !== undefined,
     pending: plan.pending.length > 0,
     components,
     breaking: [...components.values()].filter((c) => c.breaking).map((c) => c.component),
+    waitingForPre: [...components.values()].filter((c) => c.pendingPre).map((c) => c.component),
   };
 }
 

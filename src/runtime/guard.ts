@@ -16,6 +16,8 @@ export interface ComponentView {
   readonly pendingOutage: OutageClass;
   /** For `behind`: a `site`/`component` change was applied after this code's version. */
   readonly breaking: boolean;
+  /** For `ahead`: the component's `pre` steps are not applied yet (`upgrade --phase pre`). */
+  readonly pendingPre: boolean;
   /** The component that pauses for it: its parent for a subplugin, else itself. */
   readonly pauseUnit: string;
 }
@@ -28,6 +30,8 @@ export interface FrontView {
   readonly components: ReadonlyMap<string, ComponentView>;
   /** Components this front must not serve because the database moved past them in a breaking way. */
   readonly breaking: readonly string[];
+  /** Components whose `pre` steps this code needs and the database lacks: not ready. */
+  readonly waitingForPre: readonly string[];
 }
 
 export type RequestArea =
@@ -115,6 +119,19 @@ export function decide(state: SiteState, view: FrontView, area: RequestArea): Gu
         code: 'OUTAGELESS_CODE_BEHIND',
         title: 'This server runs older code',
         message: `${candidate.component} was upgraded with a breaking change after this server's code; please retry`,
+        retryAfterSeconds: 5,
+        component: candidate.component,
+      };
+    }
+  }
+  // New code never serves against a database that lacks its expand steps, UI lock or not.
+  for (const candidate of [core, own]) {
+    if (candidate?.pendingPre) {
+      return {
+        kind: 'unavailable',
+        code: 'OUTAGELESS_UPGRADE_PENDING',
+        title: 'Upgrade pending',
+        message: `${candidate.component} is waiting for its pre-upgrade steps (outageless upgrade --phase pre); please retry`,
         retryAfterSeconds: 5,
         component: candidate.component,
       };

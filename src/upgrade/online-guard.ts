@@ -14,10 +14,10 @@ import { assessStatement } from '../schema/online-safety.ts';
  * await sql`alter table assign rename column name to title`.execute(guarded) // throws OUTAGELESS_ERR_UNSAFE_ONLINE
  * ```
  */
-export function onlineSqlGuard(component: string, step: string): KyselyPlugin {
+export function onlineSqlGuard(component: string, step: string, options: { readonly allowBreaking?: boolean } = {}): KyselyPlugin {
   return {
     transformQuery({ node }) {
-      const refusal = refuse(node);
+      const refusal = refuse(node, options.allowBreaking ?? false);
       if (refusal) throw schemaErrors.unsafeOnline(component, step, refusal);
       return node;
     },
@@ -25,11 +25,11 @@ export function onlineSqlGuard(component: string, step: string): KyselyPlugin {
   };
 }
 
-function refuse(node: RootOperationNode): string | undefined {
+function refuse(node: RootOperationNode, allowBreaking: boolean): string | undefined {
   if (node.kind === 'RawNode') {
     // Compiled, so identifiers (`sql.id`, `sql.table`) read as the server will see them.
     const verdict = assessStatement(new PostgresQueryCompiler().compileQuery(node, createQueryId()).sql);
-    return verdict.kind === 'breaking' || verdict.kind === 'blocking' ? `${verdict.reason}. Safe alternative: ${verdict.alternative}` : undefined;
+    return (verdict.kind === 'breaking' && !allowBreaking) || verdict.kind === 'blocking' ? `${verdict.reason}. Safe alternative: ${verdict.alternative}` : undefined;
   }
   if ((node.kind === 'UpdateQueryNode' || node.kind === 'DeleteQueryNode') && !node.where) {
     return `ctx.db sends ${node.kind === 'UpdateQueryNode' ? 'an UPDATE' : 'a DELETE'} without a where: one statement changes every row, and its row locks block writers until it commits. Safe alternative: schema.backfill(), which works in key-range batches`;

@@ -26,6 +26,7 @@ import {
 import { setTimeout as sleep } from 'node:timers/promises';
 import { onlineSqlGuard } from './online-guard.ts';
 import { queueBackgroundMigration } from '../migrations/store.ts';
+import { clearOwedStep, recordOwedSteps } from '../state/owed-steps.ts';
 import { purgePlannedCaches } from '../caches/purge.ts';
 import { appendLog, writeInstalled, writeSavepoint } from '../state/installed.ts';
 import { ensureStateTables, isStateTable } from '../state/tables.ts';
@@ -64,6 +65,34 @@ export interface UpgradeOptions {
    * already being processed (the jobs runtime provides it).
    */
   readonly drainComponent?: (component: string) => Promise<void>;
+  /**
+   * `all` (the default): pending `pre` steps first (with fronts serving, also in maintenance
+   * mode), then the `main` steps, then the owed `post` steps no live front holds back.
+   * `pre`: only the pending pre steps. `post`: only the owed post steps.
+   */
+  readonly phase?: UpgradePhase;
+  /** The live fronts and the component versions they run; post steps wait for old ones. */
+  readonly liveFronts?: () => Promise<readonly LiveFront[]>;
+}
+
+export type UpgradePhase = 'all' | 'pre' | 'post';
+
+/** A live front as the post phase judges it (the front registry provides them). */
+export interface LiveFront {
+  readonly host: string;
+  readonly pid: number;
+  readonly url: string | null;
+  readonly components: Readonly<Record<string, { readonly version: number }>>;
+}
+
+/** A post step that stays owed, and why. */
+export interface HeldBackPostStep {
+  readonly component: string;
+  readonly step: string;
+  readonly version: number;
+  /** The fronts that still run the component below the step's version. */
+  readonly fronts: readonly LiveFront[];
+  readonly reason: string;
 }
 
 /** How long a component was paused during a staged upgrade. */
@@ -87,6 +116,14 @@ export type UpgradeResult =
       readonly purged: boolean;
       /** Components paused one at a time (staged upgrade), with their pause durations. */
       readonly pauses: readonly ComponentPause[];
+      readonly phase: UpgradePhase;
+      /** Time spent on `pre` steps, with fronts serving (before any maintenance). */
+      readonly preDurationMs: number;
+      /** Time spent on `main` steps: in maintenance mode, the maintenance window. */
+      readonly mainDurationMs: number;
+      /** Post steps this run applied, and those left owed with the fronts that hold them. */
+      readonly postApplied: readonly { readonly component: string; readonly step: string }[];
+      readonly postHeldBack: readonly HeldBackPostStep[];
     };
 
 /**
@@ -103,28 +140,34 @@ export type UpgradeResult =
 export async function runUpgrade(options: UpgradeOptions): Promise<UpgradeResult> {
   const { database, code } = options;
   const mode = options.mode ?? 'maintenance';
+  const phase = options.phase ?? 'all';
   const emit = options.onEvent ?? (() => {});
 
   // Everything that can be wrong with the input is found here, before the first write.
   const { plan: preview } = await readPlan(database.db, { code });
-  if (preview.pending.length === 0) {
+  const nothingToDo = (plan: Plan) =>
+    phase === 'pre' ? pendingPreSteps(plan).length === 0 : phase === 'post' ? plan.owedPost.length === 0 : plan.pending.length === 0 && plan.owedPost.length === 0;
+  if (nothingToDo(preview)) {
     // A run killed during its last commit leaves nothing pending, but may leave its pauses.
     await reclaimStalePauses(database.db, database.upgradeLock);
     return { kind: 'nothing-to-do', plan: preview };
   }
-  assertRunnable(preview, mode, options.allowUnstable ?? false);
+  assertRunnable(preview, mode, phase, options.allowUnstable ?? false);
   await preloadDefinitions(code, preview);
   if (options.confirm && !(await options.confirm(preview))) throw errors.notConfirmed();
 
-  let held = await database.upgradeLock.tryAcquire(mode);
+  // Pre steps run while every front serves, so a maintenance-mode run starts online and
+  // turns maintenance on only for its main steps: the window holds nothing else.
+  const lockMode: UpgradeMode = phase === 'pre' || (phase === 'all' && pendingPreSteps(preview).length > 0) ? 'online' : mode;
+  let held = await database.upgradeLock.tryAcquire(lockMode);
   if (!held && (options.waitSeconds ?? 0) > 0) {
     emit({ kind: 'waiting-for-lock', holder: await database.upgradeLock.holder() });
-    held = await database.upgradeLock.tryAcquire(mode, options.waitSeconds);
+    held = await database.upgradeLock.tryAcquire(lockMode, options.waitSeconds);
   }
   if (!held) {
     const holder = await database.upgradeLock.holder();
     // The holder finished between our attempt and the lookup: the lock is free, try once more.
-    if (!holder) held = await database.upgradeLock.tryAcquire(mode);
+    if (!holder) held = await database.upgradeLock.tryAcquire(lockMode);
     if (!held) throw errors.upgradeLocked(holder);
   }
 
@@ -133,12 +176,12 @@ export async function runUpgrade(options: UpgradeOptions): Promise<UpgradeResult
     emit({ kind: 'lock-acquired', holder: held.holder });
     await notifyStateChanged(database.db, 'upgrade-started');
     // Another upgrader may have finished while we waited: the plan under the lock is the truth.
-    const { plan } = await readPlan(database.db, { code });
-    if (plan.pending.length === 0) {
+    let { plan } = await readPlan(database.db, { code });
+    if (nothingToDo(plan)) {
       await reclaimStalePauses(database.db, database.upgradeLock);
       return { kind: 'nothing-to-do', plan };
     }
-    assertRunnable(plan, mode, options.allowUnstable ?? false);
+    assertRunnable(plan, mode, phase, options.allowUnstable ?? false);
     await preloadDefinitions(code, plan);
 
     const runId = held.runId;
@@ -149,19 +192,105 @@ export async function runUpgrade(options: UpgradeOptions): Promise<UpgradeResult
     // What the installed release reads: online steps refuse to break it (DESIGN §4.7).
     const oldSchema = await readSchemaShape(database.db, isStateTable);
     const locks = { timeoutMs: options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS, waitMs: options.lockWaitMs ?? DEFAULT_LOCK_WAIT_MS };
-    const pauses = await runComponents({ db: database.db, code, lock: held, runId, emit, locks, mode, oldSchema }, plan, mode, options.drainComponent);
-    const purged = mode === 'maintenance' && plan.purgeCaches.kind !== 'none';
-    // `all` moves the global revision, `own` only the listed components' (the metadata hooks' union).
-    if (purged) await purgePlannedCaches(database.db, plan.purgeCaches);
-    return { kind: 'upgraded', plan, runId, mode, durationMs: performance.now() - started, purgeCaches: plan.purgeCaches, purged, pauses };
+    const run: RunContext = { db: database.db, code, lock: held, runId, emit, locks, mode, oldSchema };
+
+    let preDurationMs = 0;
+    if (phase !== 'post') {
+      const preStarted = performance.now();
+      for (const { item, step } of pendingPreSteps(plan)) await runStep({ ...run, mode: 'online' }, item, step, undefined);
+      preDurationMs = performance.now() - preStarted;
+    }
+    if (phase === 'pre') {
+      return { kind: 'upgraded', plan, runId, mode: 'online', durationMs: performance.now() - started, purgeCaches: { kind: 'none' }, purged: false, pauses: [], phase, preDurationMs, mainDurationMs: 0, postApplied: [], postHeldBack: [] };
+    }
+
+    let pauses: ComponentPause[] = [];
+    let mainDurationMs = 0;
+    let purged = false;
+    if (phase === 'all' && plan.pending.length > 0) {
+      if (held.holder.mode !== mode) {
+        await held.setMode(mode);
+        await notifyStateChanged(database.db, 'upgrade-started');
+      }
+      // The pre steps are applied now: they are skipped (and logged) in their place.
+      if (preDurationMs > 0) plan = (await readPlan(database.db, { code })).plan;
+      const mainStarted = performance.now();
+      pauses = await runComponents(run, plan, mode, options.drainComponent);
+      purged = mode === 'maintenance' && plan.purgeCaches.kind !== 'none';
+      // `all` moves the global revision, `own` only the listed components' (the metadata hooks' union).
+      if (purged) await purgePlannedCaches(database.db, plan.purgeCaches);
+      mainDurationMs = performance.now() - mainStarted;
+    }
+
+    const { postApplied, postHeldBack } = await runOwedPostSteps(run, options.liveFronts);
+    return { kind: 'upgraded', plan, runId, mode, durationMs: performance.now() - started, purgeCaches: plan.purgeCaches, purged, pauses, phase, preDurationMs, mainDurationMs, postApplied, postHeldBack };
   } finally {
     await held.release();
     await notifyStateChanged(database.db, 'upgrade-finished').catch(() => {});
   }
 }
 
-function assertRunnable(plan: Plan, mode: UpgradeMode, allowUnstable: boolean): void {
-  if (mode === 'online' && plan.maintenanceRequired) throw errors.maintenanceRequired(plan.maintenanceReasons);
+/** Pending `pre` steps not applied yet, in upgrade order. */
+export function pendingPreSteps(plan: Plan): { readonly item: PlanItem; readonly step: PlannedStep }[] {
+  return plan.pending.flatMap((item) => (item.action === 'upgrade' ? item.steps.filter((step) => step.phase === 'pre' && !step.alreadyApplied).map((step) => ({ item, step })) : []));
+}
+
+/**
+ * Runs the owed post steps that no live front holds back: a front still running the
+ * component below a post step's version would break on it (that is what post steps are for).
+ * In an online run a post step that declares more than `none` waits for a maintenance run.
+ */
+async function runOwedPostSteps(run: RunContext, liveFronts: (() => Promise<readonly LiveFront[]>) | undefined) {
+  const postApplied: { component: string; step: string }[] = [];
+  const postHeldBack: HeldBackPostStep[] = [];
+  const { plan } = await readPlan(run.db, { code: run.code });
+  if (plan.owedPost.length === 0) return { postApplied, postHeldBack };
+  const fronts = (await liveFronts?.()) ?? [];
+  for (const owed of plan.owedPost) {
+    const component = run.code.components.get(owed.component);
+    const definition = component ? (await loadUpgrade(run.code, component)).steps.find((step) => step.id === owed.step) : undefined;
+    if (!component || !definition || definition.phase === 'background') {
+      postHeldBack.push({ ...owed, fronts: [], reason: `${owed.component}'s db/upgrade.ts no longer has post step ${owed.step}` });
+      continue;
+    }
+    const holders = fronts.filter((front) => {
+      const version = front.components[owed.component]?.version;
+      return version !== undefined && version < owed.version;
+    });
+    if (holders.length > 0) {
+      postHeldBack.push({ ...owed, fronts: holders, reason: `${holders.length} live front(s) still run ${owed.component} below ${owed.version}` });
+      continue;
+    }
+    const outage = definition.outage ?? 'site';
+    if (run.mode === 'online' && outage !== 'none') {
+      postHeldBack.push({ ...owed, fronts: [], reason: `it declares outage ${outage}: run \`outageless upgrade --phase post\` without --no-maintenance` });
+      continue;
+    }
+    const item = plan.items.find((candidate) => candidate.component === owed.component)!;
+    const planned: PlannedStep = {
+      id: definition.id, version: definition.version, description: definition.description, outage, declaredOutage: outage, declared: definition.outage !== undefined,
+      findings: [], phase: 'post', transaction: definition.transaction ?? true, alreadyApplied: false, after: definition.after ?? [], step: definition,
+    };
+    await runStep(run, { ...item, code: component }, planned, undefined);
+    postApplied.push({ component: owed.component, step: owed.step });
+  }
+  return { postApplied, postHeldBack };
+}
+
+function assertRunnable(plan: Plan, mode: UpgradeMode, phase: UpgradePhase, allowUnstable: boolean): void {
+  // A pre step runs while every front serves the old code: a raised one cannot run at all.
+  for (const { item, step } of pendingPreSteps(plan)) {
+    const raised = step.findings.filter((finding) => finding.kind !== 'unverified');
+    if (raised.length > 0) throw errors.preStepUnsafe(item.component, step.id, raised.map((finding) => `${finding.reason}. Safe alternative: ${'alternative' in finding ? finding.alternative : ''}`));
+  }
+  // Finalization gates: nothing runs while a prerequisite of a step of this phase is unfinished.
+  const gates = plan.gates.filter((gate) => {
+    const step = plan.pending.find((item) => item.component === gate.component)?.steps.find((candidate) => candidate.id === gate.step);
+    return phase === 'all' || (phase === 'pre' ? step?.phase === 'pre' : step?.phase === 'post');
+  });
+  if (gates.length > 0) throw errors.unfinishedPrerequisite(gates);
+  if (phase === 'pre') return;
+  if (mode === 'online' && phase === 'all' && plan.maintenanceRequired) throw errors.maintenanceRequired(plan.maintenanceReasons);
   const unstable = plan.pending.filter((item) => item.maturity !== 'stable');
   if (unstable.length > 0 && !allowUnstable) throw errors.unstable(unstable.map((item) => ({ component: item.component, maturity: item.maturity })));
 }
@@ -334,12 +463,17 @@ async function runComponent(run: RunContext, item: PlanItem): Promise<void> {
       if (await lockLost(run)) throw errors.upgradeLockLost();
       throw errors.installFailed(component.name, join(component.versionFile, '..', 'db', install ? 'install.ts' : 'schema.ts'), error);
     }
-  } else if (item.steps.length === 0) {
-    await db.transaction().execute((trx) => finish(trx, 'upgraded'));
   } else {
-    for (const [index, step] of item.steps.entries()) {
-      await runStep(run, item, step, index === item.steps.length - 1 ? (trx) => finish(trx, 'upgraded') : undefined);
-    }
+    // Post steps are not part of this run's window: they become owed with the component's
+    // record, in the same transaction, and run once no old front is left.
+    const owed = item.steps.filter((step) => step.phase === 'post' && !step.alreadyApplied);
+    const steps = item.steps.filter((step) => step.phase !== 'post');
+    const finishWithOwed = async (trx: Kysely<any>) => {
+      await recordOwedSteps(trx, component.name, owed);
+      await finish(trx, 'upgraded');
+    };
+    if (steps.length === 0) await db.transaction().execute(finishWithOwed);
+    for (const [index, step] of steps.entries()) await runStep(run, item, step, index === steps.length - 1 ? finishWithOwed : undefined);
   }
   emit({ kind: 'component-finished', component: component.name, version: target, durationMs: performance.now() - started });
 }
@@ -350,7 +484,10 @@ async function runStep(run: RunContext, item: PlanItem, step: PlannedStep, finis
   const startedAt = new Date();
   const started = performance.now();
   const savepoint = async (trx: Kysely<any>, status: 'applied' | 'skipped') => {
-    await writeSavepoint(trx, component, step.version);
+    // Only main (and background) steps move the version: a pre step runs before the release's
+    // code serves, and a post step after the version has already moved on.
+    if (step.phase === 'post') await clearOwedStep(trx, component, step.id);
+    else if (step.phase !== 'pre') await writeSavepoint(trx, component, step.version);
     await appendLog(trx, { runId, component, stepId: step.id, version: step.version, status, outage: step.outage, startedAt, durationMs: performance.now() - started });
     if (finish) await finish(trx);
     else await run.lock.verify(trx);
@@ -378,6 +515,8 @@ async function runStep(run: RunContext, item: PlanItem, step: PlannedStep, finis
   // connection under the short lock timeout. A step that asked for transaction: true with
   // DDL in it was already raised out of `none` by the plan.
   const online = run.mode === 'online' && step.outage === 'none' && definition.transaction !== true;
+  // A post step runs once no old front is left: breaking the old code is its purpose.
+  const guardOnline = step.phase === 'post' ? undefined : { step: step.id, oldSchema: run.oldSchema };
   try {
     if (online) {
       await db.connection().execute(async (connection) => {
@@ -389,9 +528,9 @@ async function runStep(run: RunContext, item: PlanItem, step: PlannedStep, finis
           // Raw SQL that hits the lock timeout reruns the whole (idempotent) step.
           await withLockRetries(run, component, what, budget, async () => {
             await run.lock.verify(connection);
-            const context = stepContext(connection, component, run, { budget, online: { step: step.id, oldSchema: run.oldSchema } });
+            const context = stepContext(connection, component, run, { budget, ...(guardOnline ? { online: guardOnline } : {}) });
             // The helpers keep the bare connection for their own DDL; the step's SQL is guarded.
-            await definition.run({ ...context, db: connection.withPlugin(onlineSqlGuard(component, step.id)) });
+            await definition.run({ ...context, db: connection.withPlugin(onlineSqlGuard(component, step.id, { allowBreaking: !guardOnline })) });
           });
         } finally {
           unguard();
