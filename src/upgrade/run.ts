@@ -2,7 +2,8 @@ import { join } from 'node:path';
 import type { Kysely } from 'kysely';
 import type { StepContext } from '../component/definitions.ts';
 import type { SiteCode } from '../component/discover.ts';
-import { loadInstall, loadSchema, loadUpgrade } from '../component/files.ts';
+import { loadInstall, loadSchema } from '../component/files.ts';
+import { preloadSite } from '../component/preload.ts';
 import { notifyStateChanged, type SiteDatabase } from '../database/open.ts';
 import type { HeldUpgradeLock, UpgradeLockHolder, UpgradeMode } from '../database/upgrade-lock.ts';
 import { errors, isOutagelessError, OutagelessError } from '../errors.ts';
@@ -112,7 +113,7 @@ export async function runUpgrade(options: UpgradeOptions): Promise<UpgradeResult
     return { kind: 'nothing-to-do', plan: preview };
   }
   assertRunnable(preview, mode, options.allowUnstable ?? false);
-  await preloadDefinitions(code, preview);
+  await preloadDefinitions(database.db, code, preview);
   if (options.confirm && !(await options.confirm(preview))) throw errors.notConfirmed();
 
   let held = await database.upgradeLock.tryAcquire(mode);
@@ -138,7 +139,7 @@ export async function runUpgrade(options: UpgradeOptions): Promise<UpgradeResult
       return { kind: 'nothing-to-do', plan };
     }
     assertRunnable(plan, mode, options.allowUnstable ?? false);
-    await preloadDefinitions(code, plan);
+    await preloadDefinitions(database.db, code, plan);
 
     const runId = held.runId;
     await ensureStateTables(database.db);
@@ -165,16 +166,12 @@ function assertRunnable(plan: Plan, mode: UpgradeMode, allowUnstable: boolean): 
   if (unstable.length > 0 && !allowUnstable) throw errors.unstable(unstable.map((item) => ({ component: item.component, maturity: item.maturity })));
 }
 
-/** Loads (and so validates) every file the run will need, so a bad one fails before any write. */
-async function preloadDefinitions(code: SiteCode, plan: Plan): Promise<void> {
-  await Promise.all(
-    plan.pending.map(async (item) => {
-      const component = item.code!;
-      await loadSchema(code, component);
-      if (item.action === 'install') await loadInstall(code, component);
-      else if (item.changedFiles.length > 0) await loadUpgrade(code, component);
-    }),
-  );
+/**
+ * Loads (and so validates) every file the run will need, a new component's db/upgrade.ts
+ * included, and checks the whole site's schema, so a bad one fails before any write.
+ */
+async function preloadDefinitions(db: Kysely<any>, code: SiteCode, plan: Plan): Promise<void> {
+  await preloadSite(db, code, plan);
 }
 
 interface StepContextOptions {
