@@ -5,12 +5,14 @@
  * the cross-component checks of foreign keys and table ownership.
  */
 import { PGlite } from '@electric-sql/pglite';
-import { Kysely, PGliteDialect, sql } from 'kysely';
+import { Kysely, PGliteDialect, PostgresDialect, sql } from 'kysely';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isOutagelessError } from '../../src/errors.ts';
 import { defineSchema, type SchemaDefinition, type TableDefinition } from '../../src/schema/definition.ts';
 import { expressionProblem, validateSchema } from '../../src/schema/ddl.ts';
 import { checkDefaults, checkSiteSchema, type DeclaredSchema } from '../../src/schema/site-validation.ts';
+import { createScratchDatabase, postgresAvailable, type ScratchDatabase } from '../support/databases.ts';
 
 function thrown(run: () => unknown): { code?: string; message: string; location?: Record<string, unknown> } {
   try {
@@ -169,5 +171,39 @@ describe('checkDefaults: the database decides, and keeps nothing', () => {
     const tables = await sql<{ n: number }>`select count(*)::int as n from pg_class where relname like 'outageless_default_check%'`.execute(db);
     expect(tables.rows[0]!.n).toBe(0);
     expect((await sql<{ n: number }>`select count(*)::int as n from person`.execute(db)).rows[0]!.n).toBe(0);
+  });
+});
+
+describe.skipIf(!postgresAvailable)('checkDefaults on PostgreSQL, as a role without the TEMP privilege', () => {
+  let scratch: ScratchDatabase;
+  let db: Kysely<any>;
+  const role = `outageless_notemp_${process.pid}`;
+
+  beforeAll(async () => {
+    scratch = await createScratchDatabase('site_validation');
+    const admin = new pg.Client({ connectionString: scratch.url });
+    await admin.connect();
+    const name = new URL(scratch.url).pathname.slice(1);
+    await admin.query(`drop role if exists ${role}`);
+    await admin.query(`create role ${role} login`);
+    await admin.query(`revoke temporary on database "${name}" from public`);
+    await admin.end();
+    const url = new URL(scratch.url);
+    url.username = role;
+    db = new Kysely<any>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url.toString(), max: 1 }) }) });
+  });
+  afterAll(async () => {
+    await db?.destroy();
+    await scratch?.drop();
+    const admin = new pg.Client({ connectionString: scratch.url.replace(/\/[^/]*$/, '/postgres') });
+    await admin.connect();
+    await admin.query(`drop role if exists ${role}`).finally(() => admin.end());
+  });
+
+  it('still parses every default (and refuses a bad one), skipping only the temporary column', async () => {
+    const schema = (column: TableDefinition['columns'][string]) => [declared('local_x', { local_x_item: { columns: { c: column } } })];
+    await expect(checkDefaults(db, schema({ type: 'timestamp', default: { sql: 'now()' } }))).resolves.toBeUndefined();
+    const error = await rejected(() => checkDefaults(db, schema({ type: 'integer', default: { sql: 'no_such_function()' } })));
+    expect(error.code).toBe('OUTAGELESS_ERR_DEFAULT_INVALID');
   });
 });
