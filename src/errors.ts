@@ -292,6 +292,11 @@ export const errors = {
     message: `unsupported database URL "${url}"`,
     hint: 'Use postgres://user@host:port/db, postgresql://…, pglite://<dir> or pglite://memory.',
   })),
+  connectionLost: errorFactory('OUTAGELESS_ERR_CONNECTION_LOST', (cause: unknown) => ({
+    message: `the connection to the database was lost: ${cause instanceof Error ? cause.message : String(cause)}`,
+    hint: 'Check the database server and the network, then rerun the command: an upgrade resumes at the step it was on, and what committed stays committed.',
+    cause,
+  })),
   databaseUnreachable: errorFactory('OUTAGELESS_ERR_DATABASE_UNREACHABLE', (url: string, cause: unknown) => ({
     message: `cannot connect to ${url}: ${cause instanceof Error ? cause.message : String(cause)}`,
     hint: 'Check that the server runs and the URL (host, port, user, database) is right.',
