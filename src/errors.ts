@@ -119,10 +119,74 @@ export function errorFactory<A extends unknown[]>(
 }
 
 export const errors = {
-  manifestInvalid: errorFactory('OUTAGELESS_ERR_MANIFEST_INVALID', (file: string, field: string, problem: string, component?: string) => ({
+  /** `hint` replaces the default fix; the version format is only mentioned for version fields. */
+  manifestInvalid: errorFactory('OUTAGELESS_ERR_MANIFEST_INVALID', (file: string, field: string, problem: string, component?: string, hint?: string) => ({
     message: `${field}: ${problem}`,
     location: { file, field, ...(component ? { component } : {}) },
-    hint: `Correct "${field}" in ${file}. Versions are integers in the form YYYYMMDDXX.`,
+    hint: hint ?? (/(^|\.|\])(version|requires)$|^dependencies\b/.test(field)
+      ? `Correct "${field}" in ${file}. Versions are integers in the form YYYYMMDDXX.`
+      : `Correct "${field}" in ${file}.`),
+  })),
+  /** A file every component needs (its `version.ts`) does not exist. */
+  fileMissing: errorFactory('OUTAGELESS_ERR_FILE_MISSING', (file: string, component: string, why: string) => ({
+    message: `${file} is missing: ${why}`,
+    location: { file, component },
+    hint: `Create ${file} with export default defineVersion({ component: '${component}', version: YYYYMMDDXX }), or remove the directory.`,
+  })),
+  /** The file exists and loads, but exports no default (a named export instead, say). */
+  noDefaultExport: errorFactory('OUTAGELESS_ERR_NO_DEFAULT_EXPORT', (file: string, component: string, expected: string, named: readonly string[]) => ({
+    message: `${file} has no default export${named.length ? ` (it exports ${named.map((name) => `"${name}"`).join(', ')})` : ''}; it would be read as empty`,
+    location: { file, component },
+    hint: `Make ${expected} the default export of ${file} (export default ${expected}), or delete the file if the component has nothing to declare there.`,
+  })),
+  /** An import did not finish within the load time limit (a top-level await that never settles, an endless loop). */
+  loadTimeout: errorFactory('OUTAGELESS_ERR_LOAD_TIMEOUT', (file: string, limitMs: number, component?: string) => ({
+    message: `loading ${file} did not finish within ${limitMs / 1000}s; nothing was written`,
+    location: { file, ...(component ? { component } : {}) },
+    hint: 'Remove the endless loop or the top-level await that never settles from the file (or what it imports). OUTAGELESS_LOAD_TIMEOUT_MS sets the limit.',
+  })),
+  /** `metadata()` of a db/upgrade.ts returned something that is not `{ maintenance?, purgeCaches? }`. */
+  metadataInvalid: errorFactory('OUTAGELESS_ERR_METADATA_INVALID', (file: string, component: string, field: string, problem: string, hint?: string) => ({
+    message: `metadata() returned an invalid result: ${field === '(result)' ? '' : `${field}: `}${problem}`,
+    location: { file, component, field },
+    hint: hint ?? "Return { maintenance?: 'none' | 'component' | 'site', purgeCaches?: 'none' | 'own' | 'all' } from metadata().",
+  })),
+  metadataFailed: errorFactory('OUTAGELESS_ERR_METADATA_FAILED', (file: string, component: string, cause: unknown) => ({
+    message: `metadata() threw: ${cause instanceof Error ? cause.message.split('\n')[0] : String(cause)}`,
+    location: { file, component, field: 'metadata' },
+    hint: `Fix metadata() in ${file}: it is called with the installed version while the plan is built, before anything is written.`,
+    cause,
+  })),
+  metadataTimeout: errorFactory('OUTAGELESS_ERR_METADATA_TIMEOUT', (file: string, component: string, limitMs: number) => ({
+    message: `metadata() did not return within ${limitMs / 1000}s; nothing was written`,
+    location: { file, component, field: 'metadata' },
+    hint: `Make metadata() in ${file} return promptly: it should only look at the installed version. OUTAGELESS_LOAD_TIMEOUT_MS sets the limit.`,
+  })),
+  /** A subplugin type's directory resolves outside its parent component's directory. */
+  subpluginDir: errorFactory('OUTAGELESS_ERR_SUBPLUGIN_DIR', (file: string, component: string, type: string, dir: string) => ({
+    message: `subplugin type "${type}" points at "${dir}", which is not inside ${component}'s directory`,
+    location: { file, component, field: `subplugins.${type}` },
+    hint: `Give subplugins.${type} a directory inside the component, such as '${type}' (no "..", no absolute path, no symlink out).`,
+  })),
+  /** Two components declare the same table in their db/schema.ts. */
+  tableConflict: errorFactory('OUTAGELESS_ERR_TABLE_CONFLICT', (file: string, component: string, table: string, otherComponent: string, otherFile: string) => ({
+    message: `table ${table} is declared by ${component} and also by ${otherComponent} (${otherFile})`,
+    location: { file, component, field: `tables.${table}` },
+    hint: `Each table belongs to one component: rename it in ${file} (prefix it with the component's name), or remove one of the two declarations.`,
+  })),
+  /** A foreign key names a table no component declares, or a column its table does not have. */
+  foreignKeyTarget: errorFactory('OUTAGELESS_ERR_FOREIGN_KEY_TARGET', (file: string, component: string, field: string, problem: string) => ({
+    message: `${component}: ${problem}`,
+    location: { file, component, field },
+    hint: `Point the foreign key in ${file} at a table and columns that a component of this site declares in its db/schema.ts.`,
+  })),
+  /** A column default that is not exactly one valid expression of the column's type. */
+  defaultInvalid: errorFactory('OUTAGELESS_ERR_DEFAULT_INVALID', (file: string, component: string, table: string, column: string, problem: string, kind: 'sql' | 'literal' = 'sql') => ({
+    message: `${component}: table ${table}: column ${column}: default ${problem}`,
+    location: { file, component, field: `tables.${table}.columns.${column}.default` },
+    hint: kind === 'sql'
+      ? `Make default { sql } in ${file} one SQL expression of the column's type, such as { sql: 'now()' }: no semicolons, comments or unbalanced parentheses.`
+      : `Give a literal of the column's type in ${file} (a whole number for integer and bigint), or change the column's type.`,
   })),
   componentNameMismatch: errorFactory('OUTAGELESS_ERR_COMPONENT_NAME', (file: string, declared: string, expected: string) => ({
     message: `version.ts declares component "${declared}" but its directory makes it "${expected}"`,
@@ -227,6 +291,11 @@ export const errors = {
   databaseUrl: errorFactory('OUTAGELESS_ERR_DATABASE_URL', (url: string) => ({
     message: `unsupported database URL "${url}"`,
     hint: 'Use postgres://user@host:port/db, postgresql://…, pglite://<dir> or pglite://memory.',
+  })),
+  connectionLost: errorFactory('OUTAGELESS_ERR_CONNECTION_LOST', (cause: unknown) => ({
+    message: `the connection to the database was lost: ${cause instanceof Error ? cause.message : String(cause)}`,
+    hint: 'Check the database server and the network, then rerun the command: an upgrade resumes at the step it was on, and what committed stays committed.',
+    cause,
   })),
   databaseUnreachable: errorFactory('OUTAGELESS_ERR_DATABASE_UNREACHABLE', (url: string, cause: unknown) => ({
     message: `cannot connect to ${url}: ${cause instanceof Error ? cause.message : String(cause)}`,

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
-import { ExitCode, isOutagelessError } from '../errors.ts';
+import { errors, ExitCode, isOutagelessError } from '../errors.ts';
+import { isConnectionLoss } from '../database/connection-loss.ts';
 import type { CommandResult } from './context.ts';
 import { checkSchemaCommand, purgeCachesCommand, statusCommand } from './site-commands.ts';
 import { maintenanceCommand, serveCommand } from './front-commands.ts';
@@ -66,7 +67,14 @@ export async function main(argv: readonly string[]): Promise<number> {
       process.stderr.write(`${error.describe()}\n`);
       return error.exitCode;
     }
+    if (isConnectionLoss(error)) {
+      const lost = errors.connectionLost(error);
+      if (json) process.stdout.write(`${JSON.stringify({ error: lost.toJSON() }, null, 2)}\n`);
+      process.stderr.write(`${lost.describe()}\n`);
+      return lost.exitCode;
+    }
     process.stderr.write(`Unexpected error (a bug in outageless or a component; please report it):\n${error instanceof Error ? error.stack : String(error)}\n`);
     return ExitCode.error;
   }
 }
+

@@ -1,9 +1,9 @@
-import { readdir, stat } from 'node:fs/promises';
-import { join, relative, resolve } from 'node:path';
-import { errors, OutagelessError } from '../errors.ts';
+import { readdir, realpath, stat } from 'node:fs/promises';
+import { isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { errors, isOutagelessError, OutagelessError } from '../errors.ts';
 import type { VersionDefinition } from './definitions.ts';
 import { hashDefinitions, type DefinitionsHash } from './definitions-hash.ts';
-import { importDefault } from './load.ts';
+import { importDefinitionFile, loadTimeoutMs, type DefinitionFile } from './load.ts';
 import { validateVersion } from './manifest.ts';
 
 /** A component found on disk, with its validated `version.ts` and `db/` fingerprint. */
@@ -40,6 +40,12 @@ async function isDirectory(path: string): Promise<boolean> {
   }
 }
 
+/** True when `path` is strictly below `dir` (not `dir` itself, not beside or above it). */
+function isInside(dir: string, path: string): boolean {
+  const rel = relative(dir, path);
+  return rel !== '' && rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel);
+}
+
 async function subdirectories(path: string): Promise<string[]> {
   const entries = await readdir(path, { withFileTypes: true });
   return entries.filter((entry) => entry.isDirectory() && !entry.name.startsWith('.')).map((entry) => entry.name).sort();
@@ -48,16 +54,17 @@ async function subdirectories(path: string): Promise<string[]> {
 async function loadComponent(root: string, dir: string, name: string, type: string, parent: string | undefined): Promise<Component> {
   const versionFile = join(dir, 'version.ts');
   const display = relative(root, versionFile);
+  let found: DefinitionFile;
   try {
-    await stat(versionFile);
-  } catch {
-    throw errors.manifestInvalid(display, 'version.ts', 'file is missing: every component directory needs one', name);
-  }
-  const loaded = await importDefault(versionFile, name).catch((error: unknown) => {
+    found = await importDefinitionFile(versionFile, name);
+  } catch (error) {
+    if (isOutagelessError(error, errors.loadTimeout.code)) throw errors.loadTimeout(display, loadTimeoutMs(), name);
     if (error instanceof OutagelessError) throw errors.loadFailed(display, error.cause, name);
     throw error;
-  });
-  const manifest = validateVersion(display, loaded, name);
+  }
+  if (found.kind === 'missing') throw errors.fileMissing(display, name, 'every component directory needs a version.ts');
+  if (found.kind === 'no-default') throw errors.noDefaultExport(display, name, `defineVersion({ component: '${name}', version: YYYYMMDDXX })`, found.named);
+  const manifest = validateVersion(display, found.value, name);
   return { name, type, dir, parent, manifest, versionFile: display, definitions: hashDefinitions(dir) };
 }
 
@@ -110,7 +117,10 @@ export async function discoverSite(rootDir: string): Promise<SiteCode> {
   for (const plugin of plugins) {
     for (const [subtype, subdir] of Object.entries(plugin.manifest.subplugins ?? {})) {
       const base = join(plugin.dir, subdir);
+      if (!isInside(plugin.dir, base)) throw errors.subpluginDir(plugin.versionFile, plugin.name, subtype, subdir);
       if (!(await isDirectory(base))) continue;
+      // A symlink may lead out of the component just as '..' does.
+      if (!isInside(await realpath(plugin.dir), await realpath(base))) throw errors.subpluginDir(plugin.versionFile, plugin.name, subtype, subdir);
       for (const name of await subdirectories(base)) {
         subpluginDirs.push({ dir: join(base, name), name: `${subtype}_${name}`, type: subtype, parent: plugin.name });
         claim(`${subtype}_${name}`, join(base, name));

@@ -5,7 +5,7 @@ import { validateSchema } from '../schema/ddl.ts';
 import type { InstallDefinition, UpgradeDefinition } from './definitions.ts';
 import type { Component, SiteCode } from './discover.ts';
 import { assertStepImports } from './import-lint.ts';
-import { importOptional } from './load.ts';
+import { importDefinitionFile, loadTimeoutMs, type DefinitionFile } from './load.ts';
 import { validateUpgrade } from './manifest.ts';
 
 /**
@@ -31,14 +31,30 @@ function display(code: SiteCode, component: Component, file: string): string {
   return join(component.versionFile, '..', 'db', file);
 }
 
-/** Imports `db/<file>`; a load failure names the file relative to the site root. */
+/** What each definition file must default-export, for the "no default export" error. */
+const EXPECTED: Readonly<Record<string, string>> = {
+  'upgrade.ts': 'defineUpgrade({ steps: [...] })',
+  'schema.ts': 'defineSchema({ tables: {...} })',
+  'install.ts': 'defineInstall(async (ctx) => {...})',
+};
+
+/**
+ * Imports `db/<file>`: undefined when the file does not exist. A file that exists without a
+ * default export is an error, not "nothing declared". Failures name the file relative to the
+ * site root.
+ */
 async function importDbFile(code: SiteCode, component: Component, file: string): Promise<unknown> {
+  const shown = display(code, component, file);
+  let found: DefinitionFile;
   try {
-    return await importOptional(join(component.dir, 'db', file), component.name);
+    found = await importDefinitionFile(join(component.dir, 'db', file), component.name);
   } catch (error) {
-    if (isOutagelessError(error, errors.loadFailed.code)) throw errors.loadFailed(display(code, component, file), error.cause, component.name);
+    if (isOutagelessError(error, errors.loadFailed.code)) throw errors.loadFailed(shown, error.cause, component.name);
+    if (isOutagelessError(error, errors.loadTimeout.code)) throw errors.loadTimeout(shown, loadTimeoutMs(), component.name);
     throw error;
   }
+  if (found.kind === 'no-default') throw errors.noDefaultExport(shown, component.name, EXPECTED[file] ?? 'its definition', found.named);
+  return found.kind === 'loaded' ? found.value : undefined;
 }
 
 /** `db/upgrade.ts`, validated; a component without one has no steps. */

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { errors } from '../errors.ts';
-import type { UpgradeDefinition, VersionDefinition } from './definitions.ts';
+import type { UpgradeDefinition, UpgradeMetadata, VersionDefinition } from './definitions.ts';
 
 /**
  * Validation of what plugin authors write. Each problem becomes a typed error naming the
@@ -10,7 +10,7 @@ import type { UpgradeDefinition, VersionDefinition } from './definitions.ts';
 const version = z.number({ error: 'must be an integer version (YYYYMMDDXX)' }).int('must be an integer version (YYYYMMDDXX)').positive('must be positive');
 const componentName = z.string().regex(/^(core|[a-z][a-z0-9]*_[a-z][a-z0-9_]*)$/, 'must be "core" or "<type>_<name>" in lower case');
 
-const versionSchema = z.object({
+const versionSchema = z.strictObject({
   kind: z.literal('version', { error: 'default export must come from defineVersion({...})' }),
   component: componentName,
   version,
@@ -19,18 +19,18 @@ const versionSchema = z.object({
   codeIncrement: z.string().optional(),
   maturity: z.enum(['alpha', 'beta', 'rc', 'stable']).optional(),
   dependencies: z.record(componentName, version).optional(),
-  maintenance: z.object({ disableable: z.boolean() }).optional(),
+  maintenance: z.strictObject({ disableable: z.boolean() }).optional(),
   subplugins: z.record(z.string().regex(/^[a-z][a-z0-9]*$/), z.string().min(1)).optional(),
   pluginTypes: z.array(z.string().regex(/^[a-z][a-z0-9]*$/)).optional(),
   upgradeOrder: z.array(z.string()).optional(),
 });
 
 const fn = z.custom<(...args: unknown[]) => unknown>((value) => typeof value === 'function', 'must be a function');
-const identifier = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a table or column name');
+const identifier = z.string({ error: 'must be a table or column name' }).regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a table or column name');
 /** `<component>/<id>` of a prerequisite: a background migration or a step. */
 const after = z.array(z.string().regex(/^(core|[a-z][a-z0-9]*_[a-z][a-z0-9_]*)\/[^\s/]+$/, 'must be "<component>/<id>"')).optional();
 
-const runStepSchema = z.object({
+const runStepSchema = z.strictObject({
   version,
   id: z.string().min(1, 'must be a non-empty, stable string'),
   description: z.string().optional(),
@@ -41,7 +41,8 @@ const runStepSchema = z.object({
   run: fn,
 });
 
-const backgroundStepSchema = z.object({
+/** A batched background migration: its own shape, told apart by its phase. */
+const backgroundStepSchema = z.strictObject({
   phase: z.literal('background'),
   version,
   id: z.string().min(1, 'must be a non-empty, stable string'),
@@ -50,21 +51,97 @@ const backgroundStepSchema = z.object({
   key: identifier,
   batch: fn,
   targetBatchMs: z.number().int().positive().optional(),
-  batchSize: z
-    .object({ min: z.number().int().positive().optional(), initial: z.number().int().positive().optional(), max: z.number().int().positive().optional() })
-    .optional(),
+  batchSize: z.strictObject({ min: z.number().int().positive().optional(), initial: z.number().int().positive().optional(), max: z.number().int().positive().optional() }).optional(),
   after,
 });
 
-
-
-const upgradeSchema = z.object({
+const upgradeSchema = z.strictObject({
   kind: z.literal('upgrade', { error: 'default export must come from defineUpgrade({...})' }),
-  // Each step is checked against its own shape in validateUpgrade: a background step is told
-  // apart by its phase, and its error should name its own missing field, not run's.
-  steps: z.array(z.object({}).passthrough()),
+  // Each step is checked against its own shape in validateUpgrade, so an error names the
+  // field its own shape misses (a background step's `key`, not `run`).
+  steps: z.array(z.object({}).passthrough(), { error: 'must be an array of steps' }),
   metadata: z.custom<(...args: unknown[]) => unknown>((value) => typeof value === 'function', 'must be a function').optional(),
 });
+
+/** What `metadata()` may return; checked like every other definition. */
+const metadataSchema = z.strictObject(
+  {
+    maintenance: z.enum(['none', 'component', 'site'], { error: 'must be "none", "component" or "site"' }).optional(),
+    purgeCaches: z.enum(['none', 'own', 'all'], { error: 'must be "none", "own" or "all"' }).optional(),
+  },
+  { error: (issue) => (issue.code === 'invalid_type' ? `must be an object such as { maintenance: 'none' }, not ${describeValue(issue.input)}` : undefined) },
+);
+
+function describeValue(value: unknown): string {
+  if (value === null) return 'null';
+  if (typeof value === 'string') return `the string ${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value)}`;
+  return Array.isArray(value) ? 'an array' : typeof value;
+}
+
+/** Edit distance, for "did you mean" on a misspelt key. */
+function levenshtein(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, index) => index);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = current;
+  }
+  return previous[b.length]!;
+}
+
+/**
+ * The known key nearest to `key`, when it is close enough to be a typo (at most a third of
+ * its letters off).
+ *
+ * @example
+ * ```ts
+ * nearestKey('maintenence', ['maintenance', 'maturity']) // 'maintenance'
+ * ```
+ */
+export function nearestKey(key: string, known: readonly string[]): string | undefined {
+  let best: { key: string; distance: number } | undefined;
+  for (const candidate of known) {
+    const distance = levenshtein(key.toLowerCase(), candidate.toLowerCase());
+    if (!best || distance < best.distance) best = { key: candidate, distance };
+  }
+  return best && best.distance <= Math.max(2, Math.ceil(key.length / 3)) ? best.key : undefined;
+}
+
+/** The keys the object schema at `path` knows, walking through arrays, records and optionals. */
+function knownKeys(schema: z.ZodType, path: readonly PropertyKey[]): string[] {
+  let current: z.ZodType | undefined = schema;
+  const unwrap = (node: z.ZodType | undefined): z.ZodType | undefined => {
+    while (node instanceof z.ZodOptional || node instanceof z.ZodNullable) node = node.unwrap() as z.ZodType;
+    return node;
+  };
+  for (const part of path) {
+    current = unwrap(current);
+    if (current instanceof z.ZodObject) current = (current.shape as Record<string, z.ZodType>)[String(part)];
+    else if (current instanceof z.ZodArray) current = current.element as z.ZodType;
+    else if (current instanceof z.ZodRecord) current = current.valueType as z.ZodType;
+    else return [];
+  }
+  current = unwrap(current);
+  return current instanceof z.ZodObject ? Object.keys(current.shape as object).filter((key) => key !== 'kind') : [];
+}
+
+/** The field, problem and fix of the first issue; an unknown key gets the nearest known one. */
+function describeIssue(schema: z.ZodType, error: z.ZodError, file: string): { field: string; problem: string; hint: string | undefined } {
+  const issue = error.issues[0]!;
+  if (issue.code === 'unrecognized_keys') {
+    const key = issue.keys[0]!;
+    const known = knownKeys(schema, issue.path);
+    const nearest = nearestKey(key, known);
+    return {
+      field: fieldPath([...issue.path, key]),
+      problem: `unknown key "${key}"${issue.keys.length > 1 ? ` (and ${issue.keys.slice(1).map((other) => `"${other}"`).join(', ')})` : ''}`,
+      hint: `${nearest ? `Did you mean \`${nearest}\`? ` : ''}Known keys here: ${known.join(', ')}. Unknown keys are refused rather than ignored, so a typo in ${file} cannot silently change what runs.`,
+    };
+  }
+  return { field: fieldPath(issue.path), problem: issue.message, hint: undefined };
+}
 
 function fieldPath(path: readonly PropertyKey[]): string {
   return path.map((part, index) => (typeof part === 'number' ? `[${part}]` : index === 0 ? String(part) : `.${String(part)}`)).join('') || '(default export)';
@@ -73,9 +150,27 @@ function fieldPath(path: readonly PropertyKey[]): string {
 function parseOrThrow<T>(schema: z.ZodType<T>, value: unknown, file: string, component?: string, prefix: readonly PropertyKey[] = []): T {
   const result = schema.safeParse(value);
   if (result.success) return result.data;
+  if (value === undefined) throw errors.noDefaultExport(file, component ?? '', (schema as z.ZodType) === versionSchema ? 'defineVersion({...})' : 'defineUpgrade({...})', []);
+  const { field, problem, hint } = describeIssue(schema, result.error, file);
+  const full = prefix.length === 0 ? field : field === '(default export)' ? fieldPath(prefix) : `${fieldPath(prefix)}${field.startsWith('[') ? '' : '.'}${field}`;
+  throw errors.manifestInvalid(file, full, problem, component, hint);
+}
+
+/**
+ * Validates what a `metadata()` hook returned, with the same rules as the definitions.
+ *
+ * @example
+ * ```ts
+ * validateMetadata('plugins/mod/assign/db/upgrade.ts', 'mod_assign', await upgrade.metadata(2024010100))
+ * ```
+ */
+export function validateMetadata(file: string, component: string, value: unknown): UpgradeMetadata {
+  const result = metadataSchema.safeParse(value);
+  if (result.success) return result.data;
   const issue = result.error.issues[0]!;
-  const problem = value === undefined ? 'file has no default export' : issue.message;
-  throw errors.manifestInvalid(file, value === undefined ? 'default' : fieldPath([...prefix, ...issue.path]), problem, component);
+  if (issue.path.length === 0 && issue.code !== 'unrecognized_keys') throw errors.metadataInvalid(file, component, '(result)', issue.message);
+  const { field, problem, hint } = describeIssue(metadataSchema, result.error, file);
+  throw errors.metadataInvalid(file, component, field, problem, hint);
 }
 
 /** Validates a `version.ts` default export and checks its name against its directory. */

@@ -1,8 +1,11 @@
+import { join } from 'node:path';
 import { isBackgroundStep, type AnyUpgradeStep, type CachePurge, type Maturity, type OutageClass, type StepPhase } from '../component/definitions.ts';
 import { changedDefinitionFiles } from '../component/definitions-hash.ts';
 import type { Component, SiteCode } from '../component/discover.ts';
 import { loadUpgrade } from '../component/files.ts';
-import { errors } from '../errors.ts';
+import { errors, isOutagelessError } from '../errors.ts';
+import { loadTimeoutMs, withTimeLimit } from '../component/load.ts';
+import { validateMetadata } from '../component/manifest.ts';
 import type { InstalledComponent } from '../state/installed.ts';
 import type { SchemaShape } from '../schema/online-safety.ts';
 import { upgradeOrder } from './order.ts';
@@ -333,7 +336,19 @@ async function planComponent(input: PlanInput, component: Component): Promise<Pl
 
   let purgeCaches: CachePurge = 'all';
   if (upgrade.metadata) {
-    const metadata = await upgrade.metadata(row.version);
+    // Plugin code runs here, while the plan is built: its result is checked like the
+    // definitions, and a hook that throws or never returns is a coded error naming the file.
+    const file = join(component.versionFile, '..', 'db', 'upgrade.ts');
+    const limit = loadTimeoutMs();
+    const hook = upgrade.metadata;
+    const result = await withTimeLimit(
+      (async () => hook(row.version))(),
+      limit,
+      () => errors.metadataTimeout(file, component.name, limit),
+    ).catch((error: unknown) => {
+      throw isOutagelessError(error, errors.metadataTimeout.code) ? error : errors.metadataFailed(file, component.name, error);
+    });
+    const metadata = validateMetadata(file, component.name, result);
     if (metadata.maintenance) {
       vouched = true;
       outage = strongest(outage, metadata.maintenance);

@@ -12,6 +12,7 @@ import {
   type SchemaDefinition,
   type TableDefinition,
 } from './definition.ts';
+import { errors } from '../errors.ts';
 import { schemaErrors } from './errors.ts';
 
 /**
@@ -82,9 +83,95 @@ export function postgresType(type: ColumnType): string {
  */
 export function defaultExpression(value: ColumnDefault | undefined): RawBuilder<unknown> | undefined {
   if (value === undefined || value === null) return undefined;
-  if (typeof value === 'object') return sql.raw(value.sql);
+  if (typeof value === 'object') {
+    // The text is pasted into DDL: it must not be able to end the statement or the clause.
+    const problem = expressionProblem(value.sql);
+    if (problem) throw new Error(`default { sql: ${JSON.stringify(value.sql)} } ${problem}`);
+    return sql.raw(value.sql);
+  }
   if (typeof value === 'number' && !Number.isFinite(value)) throw new Error(`default ${value} is not a finite number`);
   return sql.lit(value);
+}
+
+/**
+ * Why `text` is not one self-contained SQL expression, or undefined when it may be one.
+ * A lexical check: statement separators, comments and parentheses are looked for outside
+ * string literals and quoted identifiers, so `0); drop table person; (` never reaches DDL.
+ * Whether it is a valid expression of the column's type is for the database to say (see
+ * `checkDefaults` in site-validation.ts).
+ *
+ * @example
+ * ```ts
+ * expressionProblem("now()")                  // undefined
+ * expressionProblem("0); drop table person")  // 'contains ";" …'
+ * ```
+ */
+export function expressionProblem(text: string): string | undefined {
+  if (text.trim() === '') return 'is empty';
+  let depth = 0;
+  const identifierChar = /[A-Za-z0-9_$]/;
+  for (let i = 0; i < text.length; i++) {
+    const char = text[i]!;
+    if (char === "'") {
+      // E'…' strings take backslash escapes; plain ones (standard_conforming_strings) do not.
+      const escapes = /[eE]/.test(text[i - 1] ?? '') && !identifierChar.test(text[i - 2] ?? '');
+      for (i++; ; i++) {
+        if (i >= text.length) return 'has an unterminated string literal';
+        if (escapes && text[i] === '\\') i++;
+        else if (text[i] === "'") {
+          if (text[i + 1] !== "'") break;
+          i++;
+        }
+      }
+      continue;
+    }
+    if (char === '"') {
+      for (i++; ; i++) {
+        if (i >= text.length) return 'has an unterminated quoted identifier';
+        if (text[i] === '"') {
+          if (text[i + 1] !== '"') break;
+          i++;
+        }
+      }
+      continue;
+    }
+    if (char === '$' && !identifierChar.test(text[i - 1] ?? '') && /^\$([A-Za-z_][A-Za-z0-9_]*)?\$/.test(text.slice(i))) {
+      return 'uses dollar quoting ($$…$$), which a default does not need: use a quoted string';
+    }
+    if (char === ';') return 'contains ";": it must be one expression, not statements';
+    if (char === '-' && text[i + 1] === '-') return 'contains a comment ("--")';
+    if (char === '/' && text[i + 1] === '*') return 'contains a comment ("/*")';
+    if (char === '(') depth++;
+    if (char === ')' && --depth < 0) return 'closes a parenthesis it never opened';
+  }
+  return depth > 0 ? 'leaves a parenthesis open' : undefined;
+}
+
+const BOOLEAN_LITERALS = new Set(['true', 'false', 't', 'f', 'yes', 'no', 'y', 'n', 'on', 'off', '1', '0']);
+const INTEGER_RANGE = { integer: [-(2 ** 31), 2 ** 31 - 1], bigint: [-(2n ** 63n), 2n ** 63n - 1n] } as const;
+
+/** Why a literal default does not fit its column's type, or undefined. The database cannot tell before an insert for some (a too-long varchar). */
+function literalDefaultProblem(type: string, value: string): string | undefined {
+  const text = value;
+  if (type === 'integer' || type === 'bigint') {
+    if (!/^[+-]?\d+$/.test(text.trim())) return `${JSON.stringify(value)} is not an integer`;
+    const [min, max] = INTEGER_RANGE[type];
+    const parsed = BigInt(text.trim());
+    return parsed < BigInt(min) || parsed > BigInt(max) ? `${text} is out of range for ${type}` : undefined;
+  }
+  const numeric = NUMERIC.exec(type);
+  if (numeric && !/^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$/.test(value)) return `${JSON.stringify(value)} is not a number`;
+  if (type === 'boolean' && !BOOLEAN_LITERALS.has(value.trim().toLowerCase())) return `${JSON.stringify(value)} is not a boolean`;
+  const varchar = VARCHAR.exec(type);
+  if (varchar && [...value].length > Number(varchar[1])) return `${JSON.stringify(value)} is longer than ${type} allows`;
+  if (type === 'json') {
+    try {
+      JSON.parse(value);
+    } catch {
+      return `${JSON.stringify(value)} is not JSON`;
+    }
+  }
+  return undefined;
 }
 
 /** The column clauses Kysely's builders share for CREATE TABLE and ADD COLUMN. */
@@ -295,7 +382,7 @@ export function validateSchema(file: string, component: string, schema: unknown)
   const fail = (path: readonly PropertyKey[], problem: string, hint?: string): never => {
     throw schemaErrors.schemaInvalid(file, component, fieldPath(path) || 'default', `${describePath(path)}${path.length ? ': ' : ''}${problem}`, hint);
   };
-  if (schema === undefined) fail([], 'file has no default export', `Export defineSchema({ tables: { … } }) as the default export of ${file}.`);
+  if (schema === undefined) throw errors.noDefaultExport(file, component, 'defineSchema({ tables: {...} })', []);
   const parsed = schemaShape.safeParse(schema);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
@@ -332,6 +419,14 @@ export function validateSchema(file: string, component: string, schema: unknown)
         if (fallback !== undefined && fallback !== null) fail([...at, 'default'], 'an autoIncrement column cannot have a default');
       }
       if (typeof fallback === 'boolean' && type !== 'boolean') fail([...at, 'default'], `a boolean default does not fit type ${type}`);
+      if (fallback !== null && typeof fallback === 'object') {
+        const sqlProblem = expressionProblem(fallback.sql);
+        if (sqlProblem) throw errors.defaultInvalid(file, component, table, column, `{ sql: ${JSON.stringify(fallback.sql)} } ${sqlProblem}`);
+      }
+      if (typeof fallback === 'string') {
+        const literalProblem = literalDefaultProblem(type, fallback);
+        if (literalProblem) throw errors.defaultInvalid(file, component, table, column, `${literalProblem} (the column is ${type})`, 'literal');
+      }
       if (typeof fallback === 'number') {
         if (!Number.isFinite(fallback)) fail([...at, 'default'], 'a number default must be finite');
         const numeric = type === 'integer' || type === 'bigint' || NUMERIC.test(type);

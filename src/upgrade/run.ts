@@ -3,6 +3,7 @@ import type { Kysely } from 'kysely';
 import type { StepContext } from '../component/definitions.ts';
 import type { SiteCode } from '../component/discover.ts';
 import { loadInstall, loadSchema, loadUpgrade } from '../component/files.ts';
+import { preloadSite } from '../component/preload.ts';
 import { notifyStateChanged, type SiteDatabase } from '../database/open.ts';
 import type { HeldUpgradeLock, UpgradeLockHolder, UpgradeMode } from '../database/upgrade-lock.ts';
 import { errors, isOutagelessError, OutagelessError } from '../errors.ts';
@@ -153,7 +154,7 @@ export async function runUpgrade(options: UpgradeOptions): Promise<UpgradeResult
     return { kind: 'nothing-to-do', plan: preview };
   }
   assertRunnable(preview, mode, phase, options.allowUnstable ?? false);
-  await preloadDefinitions(code, preview);
+  await preloadDefinitions(database.db, code, preview);
   if (options.confirm && !(await options.confirm(preview))) throw errors.notConfirmed();
 
   // Pre steps run while every front serves, so a maintenance-mode run starts online and
@@ -182,7 +183,7 @@ export async function runUpgrade(options: UpgradeOptions): Promise<UpgradeResult
       return { kind: 'nothing-to-do', plan };
     }
     assertRunnable(plan, mode, phase, options.allowUnstable ?? false);
-    await preloadDefinitions(code, plan);
+    await preloadDefinitions(database.db, code, plan);
 
     const runId = held.runId;
     await ensureStateTables(database.db);
@@ -295,16 +296,12 @@ function assertRunnable(plan: Plan, mode: UpgradeMode, phase: UpgradePhase, allo
   if (unstable.length > 0 && !allowUnstable) throw errors.unstable(unstable.map((item) => ({ component: item.component, maturity: item.maturity })));
 }
 
-/** Loads (and so validates) every file the run will need, so a bad one fails before any write. */
-async function preloadDefinitions(code: SiteCode, plan: Plan): Promise<void> {
-  await Promise.all(
-    plan.pending.map(async (item) => {
-      const component = item.code!;
-      await loadSchema(code, component);
-      if (item.action === 'install') await loadInstall(code, component);
-      else if (item.changedFiles.length > 0) await loadUpgrade(code, component);
-    }),
-  );
+/**
+ * Loads (and so validates) every file the run will need, a new component's db/upgrade.ts
+ * included, and checks the whole site's schema, so a bad one fails before any write.
+ */
+async function preloadDefinitions(db: Kysely<any>, code: SiteCode, plan: Plan): Promise<void> {
+  await preloadSite(db, code, plan);
 }
 
 interface StepContextOptions {

@@ -15,9 +15,11 @@
  */
 import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
+import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createScratchDatabase, postgresAvailable, type ScratchDatabase } from '../support/databases.ts';
 import { cli, createSiteDir, type CliResult, type SiteDir } from '../support/sites.ts';
@@ -60,11 +62,25 @@ async function dump(query: Query): Promise<unknown> {
   return JSON.parse(normalized) as unknown;
 }
 
+const run = promisify(execFile);
+const PG_DUMP = process.env.PG_DUMP ?? 'pg_dump';
+
+/**
+ * pg_dump's own text, once with --schema-only and once with --data-only: every object and
+ * row in every schema, byte for byte. The `\restrict` lines newer pg_dump releases print carry
+ * a random key per run, so they are dropped.
+ */
+async function pgDump(url: string, mode: '--schema-only' | '--data-only'): Promise<string> {
+  const { stdout } = await run(PG_DUMP, [mode, '--no-password', url], { maxBuffer: 64 * 1024 * 1024 });
+  return stdout.split('\n').filter((line) => !/^\\(un)?restrict /.test(line)).join('\n');
+}
+
 async function snapshotPostgres(url: string): Promise<unknown> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {
-    return await dump(async (text) => (await client.query<Row>(text)).rows);
+    const catalog = await dump(async (text) => (await client.query<Row>(text)).rows);
+    return { catalog, schema: await pgDump(url, '--schema-only'), data: await pgDump(url, '--data-only') };
   } finally {
     await client.end();
   }
@@ -138,6 +154,29 @@ const step = (version: number, id: string) => `{ version: ${version}, id: '${id}
 const stepBefore = (version: number, id: string): Edit => replace(ASSIGN_UPGRADE, '  steps: [\n', `  steps: [\n    ${step(version, id)},\n`);
 const stepAfter = (version: number, id: string): Edit => replace(ASSIGN_UPGRADE, '\n  ],\n});', `\n    ${step(version, id)},\n  ],\n});`);
 
+const EXTRA_VERSION = 'plugins/local/extra/version.ts';
+const EXTRA_SCHEMA = 'plugins/local/extra/db/schema.ts';
+const EXTRA_UPGRADE = 'plugins/local/extra/db/upgrade.ts';
+
+/** A new component local_extra (installed by the pending upgrade) with one table of the given columns and keys. */
+const extraComponent = (table: string, body: string): Edit => both(
+  (site) => site.write(EXTRA_VERSION, versionFile('local_extra', 2026020100)),
+  (site) => site.write(EXTRA_SCHEMA, [
+    "import { defineSchema } from 'outageless';",
+    '',
+    'export default defineSchema({',
+    `  tables: { ${table}: { ${body} } },`,
+    '});',
+    '',
+  ].join('\n')),
+);
+/** local_extra's table with `id` and one more column. */
+const extraColumn = (column: string): Edit =>
+  extraComponent('local_extra_item', `columns: { id: { type: 'bigint', autoIncrement: true }, ${column} }, primaryKey: ['id']`);
+
+/** Adds a metadata hook to mod_assign's defineUpgrade({...}). */
+const assignMetadata = (hook: string): Edit => replace(ASSIGN_UPGRADE, '\n  ],\n});', `\n  ],\n  metadata: ${hook},\n});`);
+
 const versionFile = (component: string, version: number, extra = '') =>
   `import { defineVersion } from 'outageless';\n\nexport default defineVersion({ component: '${component}', version: ${version}, requires: 2026010100${extra} });\n`;
 
@@ -155,7 +194,13 @@ interface BadInput {
   readonly flags?: readonly string[];
   /** Also run with --json and check the JSON error document on stdout. */
   readonly json?: boolean;
+  readonly env?: NodeJS.ProcessEnv;
+  /** A part of the `fix:` line, where the fix itself is the point (a suggested key, say). */
+  readonly fix?: string;
 }
+
+/** Short limits for the cases that hang on purpose. */
+const SHORT_LIMIT = { OUTAGELESS_LOAD_TIMEOUT_MS: '1500' };
 
 const cases: readonly BadInput[] = [
   {
@@ -278,6 +323,151 @@ const cases: readonly BadInput[] = [
     code: 'OUTAGELESS_ERR_STEP_ABOVE_VERSION', file: ASSIGN_UPGRADE, component: 'mod_assign', step: 'assign_from_the_future',
     flags: ['--is-maintenance-required'],
   },
+
+  // Issue 11, item 4: a missing file and a missing default export are different errors.
+  {
+    name: 'db/upgrade.ts without a default export',
+    edit: replace(ASSIGN_UPGRADE, 'export default defineUpgrade(', 'export const upgrade = defineUpgrade('),
+    code: 'OUTAGELESS_ERR_NO_DEFAULT_EXPORT', file: ASSIGN_UPGRADE, component: 'mod_assign',
+  },
+  {
+    name: 'db/schema.ts of a new component without a default export',
+    edit: both(
+      extraColumn("body: { type: 'text' }"),
+      replace(EXTRA_SCHEMA, 'export default defineSchema(', 'export const schema = defineSchema('),
+    ),
+    code: 'OUTAGELESS_ERR_NO_DEFAULT_EXPORT', file: EXTRA_SCHEMA, component: 'local_extra',
+  },
+  {
+    name: 'a component directory without version.ts',
+    edit: (site) => site.write(EXTRA_SCHEMA, "import { defineSchema } from 'outageless';\nexport default defineSchema({ tables: {} });\n"),
+    code: 'OUTAGELESS_ERR_FILE_MISSING', file: EXTRA_VERSION, component: 'local_extra',
+  },
+
+  // Item 5: metadata() is validated like everything else.
+  {
+    name: "metadata() asking for maintenance 'full', with --no-maintenance",
+    edit: assignMetadata("() => ({ maintenance: 'full' }) as never"),
+    code: 'OUTAGELESS_ERR_METADATA_INVALID', file: ASSIGN_UPGRADE, component: 'mod_assign', field: 'maintenance',
+    flags: ['--non-interactive', '--no-maintenance'],
+  },
+  {
+    name: 'metadata() returning a string',
+    edit: assignMetadata("() => 'none' as never"),
+    code: 'OUTAGELESS_ERR_METADATA_INVALID', file: ASSIGN_UPGRADE, component: 'mod_assign',
+  },
+  {
+    name: 'metadata() returning null (--json)',
+    edit: assignMetadata('() => null as never'),
+    code: 'OUTAGELESS_ERR_METADATA_INVALID', file: ASSIGN_UPGRADE, component: 'mod_assign',
+    json: true,
+  },
+  {
+    name: 'metadata() that throws',
+    edit: assignMetadata("() => { throw new Error('metadata broke') }"),
+    code: 'OUTAGELESS_ERR_METADATA_FAILED', file: ASSIGN_UPGRADE, component: 'mod_assign',
+  },
+
+  // Item 6: unknown keys are refused everywhere, with the nearest known key.
+  {
+    name: 'unknown key in version.ts (maintenence)',
+    edit: assignManifestLine('maintenence: { disableable: true },'),
+    code: 'OUTAGELESS_ERR_MANIFEST_INVALID', file: ASSIGN_VERSION, component: 'mod_assign', field: 'maintenence',
+    fix: 'Did you mean `maintenance`?',
+  },
+  {
+    name: 'unknown key in a step (transation)',
+    edit: replace(ASSIGN_UPGRADE, "      outage: 'none',\n", "      outage: 'none',\n      transation: false,\n"),
+    code: 'OUTAGELESS_ERR_MANIFEST_INVALID', file: ASSIGN_UPGRADE, component: 'mod_assign', field: 'steps[0].transation',
+    fix: 'Did you mean `transaction`?',
+  },
+  {
+    name: 'unknown key in defineUpgrade (metdata)',
+    edit: replace(ASSIGN_UPGRADE, '\n  ],\n});', "\n  ],\n  metdata: () => ({ maintenance: 'none' }),\n} as never);"),
+    code: 'OUTAGELESS_ERR_MANIFEST_INVALID', file: ASSIGN_UPGRADE, component: 'mod_assign', field: 'metdata',
+    fix: 'Did you mean `metadata`?',
+  },
+
+  // Item 7: a default is one SQL expression, checked before anything is written.
+  {
+    name: 'default { sql } that smuggles statements in (drops another component\'s table)',
+    edit: extraColumn(`n: { type: 'integer', default: { sql: '0); drop table assign_submission; create table zeta_x (a int' } }`),
+    code: 'OUTAGELESS_ERR_DEFAULT_INVALID', file: EXTRA_SCHEMA, component: 'local_extra', field: 'tables.local_extra_item.columns.n.default',
+  },
+  {
+    name: 'default { sql } with a function that does not exist',
+    edit: extraColumn("n: { type: 'integer', default: { sql: 'no_such_function()' } }"),
+    code: 'OUTAGELESS_ERR_DEFAULT_INVALID', file: EXTRA_SCHEMA, component: 'local_extra', field: 'tables.local_extra_item.columns.n.default',
+  },
+  {
+    name: 'default { sql } of the wrong type for its column',
+    edit: extraColumn(`n: { type: 'integer', default: { sql: "'abc'" } }`),
+    code: 'OUTAGELESS_ERR_DEFAULT_INVALID', file: EXTRA_SCHEMA, component: 'local_extra', field: 'tables.local_extra_item.columns.n.default',
+  },
+
+  // Item 8: the whole site's schema is checked before the first write.
+  {
+    name: 'foreign key to a table no component declares',
+    edit: extraComponent('local_extra_item', "columns: { id: { type: 'bigint', autoIncrement: true }, ref: { type: 'bigint' } }, primaryKey: ['id'], foreignKeys: [{ columns: ['ref'], references: { table: 'no_such_table', columns: ['id'] } }]"),
+    code: 'OUTAGELESS_ERR_FOREIGN_KEY_TARGET', file: EXTRA_SCHEMA, component: 'local_extra', field: 'tables.local_extra_item.foreignKeys[0].references.table',
+  },
+  {
+    name: "foreign key to a missing column of another component's table",
+    edit: extraComponent('local_extra_item', "columns: { id: { type: 'bigint', autoIncrement: true }, ref: { type: 'bigint' } }, primaryKey: ['id'], foreignKeys: [{ columns: ['ref'], references: { table: 'assign', columns: ['no_such_column'] } }]"),
+    code: 'OUTAGELESS_ERR_FOREIGN_KEY_TARGET', file: EXTRA_SCHEMA, component: 'local_extra', field: 'tables.local_extra_item.foreignKeys[0].references.columns[0]',
+  },
+  {
+    name: 'the same table declared by two components',
+    edit: extraComponent('assign', "columns: { id: { type: 'bigint', autoIncrement: true } }, primaryKey: ['id']"),
+    code: 'OUTAGELESS_ERR_TABLE_CONFLICT', file: EXTRA_SCHEMA, component: 'local_extra', field: 'tables.assign',
+  },
+  {
+    name: 'a non-integer literal as an integer default',
+    edit: extraColumn("n: { type: 'integer', default: '1.5' }"),
+    code: 'OUTAGELESS_ERR_DEFAULT_INVALID', file: EXTRA_SCHEMA, component: 'local_extra', field: 'tables.local_extra_item.columns.n.default',
+  },
+
+  // Item 9: loads and metadata() are time-boxed.
+  {
+    name: 'db/upgrade.ts whose import never finishes (top-level await)',
+    edit: replace(ASSIGN_UPGRADE, '/** mod_assign upgrade steps. */', 'await new Promise(() => {});\n/** mod_assign upgrade steps. */'),
+    code: 'OUTAGELESS_ERR_LOAD_TIMEOUT', file: ASSIGN_UPGRADE, component: 'mod_assign',
+    env: SHORT_LIMIT,
+  },
+  {
+    name: 'db/upgrade.ts with an endless loop at import',
+    edit: replace(ASSIGN_UPGRADE, '/** mod_assign upgrade steps. */', 'for (;;) {}\n/** mod_assign upgrade steps. */'),
+    code: 'OUTAGELESS_ERR_LOAD_TIMEOUT', file: ASSIGN_UPGRADE, component: 'mod_assign',
+    env: SHORT_LIMIT,
+  },
+  {
+    name: 'metadata() that never resolves',
+    edit: assignMetadata('() => new Promise(() => {})'),
+    code: 'OUTAGELESS_ERR_METADATA_TIMEOUT', file: ASSIGN_UPGRADE, component: 'mod_assign',
+    env: SHORT_LIMIT,
+  },
+
+  // Item 10: a new component's db/upgrade.ts is validated at its install too.
+  {
+    name: "a new component's broken db/upgrade.ts (step above its version)",
+    edit: both(
+      extraColumn("body: { type: 'text' }"),
+      (site) => site.write(EXTRA_UPGRADE, [
+        "import { defineUpgrade } from 'outageless';",
+        '',
+        `export default defineUpgrade({ steps: [${step(2026030100, 'extra_from_the_future')}] });`,
+        '',
+      ].join('\n')),
+    ),
+    code: 'OUTAGELESS_ERR_STEP_ABOVE_VERSION', file: EXTRA_UPGRADE, component: 'local_extra', step: 'extra_from_the_future',
+  },
+
+  // Item 11: a subplugin directory stays inside its parent.
+  {
+    name: "subplugin directory '../..' outside its parent component",
+    edit: replace(ASSIGN_VERSION, "subplugins: { assignsubmission: 'submission' },", "subplugins: { assignsubmission: '../..' },"),
+    code: 'OUTAGELESS_ERR_SUBPLUGIN_DIR', file: ASSIGN_VERSION, component: 'mod_assign', field: 'subplugins.assignsubmission',
+  },
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -299,13 +489,13 @@ for (const kind of ['postgres', 'pglite'] as const) {
     let scratch: ScratchDatabase | undefined;
     let pgliteParent: string | undefined;
 
-    const upgrade = (flags: readonly string[] = ['--non-interactive'], json = false): Promise<CliResult> =>
-      cli(['upgrade', ...flags, '--root', site.root, '--database', url, ...(json ? ['--json'] : [])]);
+    const upgrade = (flags: readonly string[] = ['--non-interactive'], json = false, env?: NodeJS.ProcessEnv): Promise<CliResult> =>
+      cli(['upgrade', ...flags, '--root', site.root, '--database', url, ...(json ? ['--json'] : [])], env ? { env } : {});
 
     /** Runs `upgrade` against the current (broken) code and checks the refusal. */
     async function expectRefused(expected: Omit<BadInput, 'name' | 'edit'>): Promise<void> {
       const before = known;
-      const result = await upgrade(expected.flags, expected.json);
+      const result = await upgrade(expected.flags, expected.json, expected.env);
       const after = (known = await snapshot());
       const context = `stdout:\n${result.stdout}\nstderr:\n${result.stderr}`;
 
@@ -317,6 +507,7 @@ for (const kind of ['postgres', 'pglite'] as const) {
       if (expected.field !== undefined) expect(printed.field, context).toBe(expected.field);
       if (expected.step !== undefined) expect(printed.step, context).toBe(expected.step);
       expect(printed.fix, context).toBeTruthy();
+      if (expected.fix !== undefined) expect(printed.fix, context).toContain(expected.fix);
       expect(result.stderr, 'no stack trace for bad input').not.toMatch(/^\s+at /m);
 
       if (expected.json) {
@@ -394,6 +585,39 @@ for (const kind of ['postgres', 'pglite'] as const) {
         expect(elapsed).toBeLessThan(5_000);
       });
     }
+
+    it('fresh install with a broken db/upgrade.ts (issue 11, item 10)', inOrder, async () => {
+      // Its own empty database and site: nothing is installed yet.
+      const fresh = await createSiteDir(2);
+      let freshDb: ScratchDatabase | undefined;
+      let freshParent: string | undefined;
+      try {
+        await stepAfter(2026030100, 'assign_from_the_future')(fresh);
+        let freshUrl: string;
+        let freshSnapshot: () => Promise<unknown>;
+        if (kind === 'postgres') {
+          freshDb = await createScratchDatabase('bad_input_fresh');
+          freshUrl = freshDb.url;
+          freshSnapshot = () => snapshotPostgres(freshDb!.url);
+        } else {
+          freshParent = await mkdtemp(join(tmpdir(), 'outageless-bad-input-fresh-'));
+          const dir = join(freshParent, 'db');
+          await (await PGlite.create(dir)).close();
+          freshUrl = `pglite://${dir}`;
+          freshSnapshot = () => snapshotPglite(dir);
+        }
+        const before = await freshSnapshot();
+        const result = await cli(['upgrade', '--non-interactive', '--root', fresh.root, '--database', freshUrl]);
+        const context = `stdout:\n${result.stdout}\nstderr:\n${result.stderr}`;
+        expect(result.code, context).toBe(1);
+        expect(parseError(result.stderr), context).toMatchObject({ code: 'OUTAGELESS_ERR_STEP_ABOVE_VERSION', file: ASSIGN_UPGRADE, component: 'mod_assign' });
+        expect(await freshSnapshot(), 'the database changed').toEqual(before);
+      } finally {
+        await fresh.cleanup();
+        await freshDb?.drop();
+        if (freshParent) await rm(freshParent, { recursive: true, force: true });
+      }
+    });
 
     // Last: it upgrades the site to release 2 first.
     it('downgrade: release 1 code over an installed release 2', inOrder, async () => {
