@@ -159,7 +159,12 @@ export async function runUpgrade(options: UpgradeOptions): Promise<UpgradeResult
 
   // Pre steps run while every front serves, so a maintenance-mode run starts online and
   // turns maintenance on only for its main steps: the window holds nothing else.
-  const lockMode: UpgradeMode = phase === 'pre' || (phase === 'all' && pendingPreSteps(preview).length > 0) ? 'online' : mode;
+  // Likewise a run of owed post steps only (`--phase post`, or nothing else pending): most are
+  // class `none` or held back by old fronts, so it starts online and turns maintenance on only
+  // for a post step that declares more (the CLI tells operators to run `upgrade --phase post`
+  // without --no-maintenance, and that must not take the site down for nothing).
+  const postOnly = phase === 'post' || (phase === 'all' && preview.pending.length === 0);
+  const lockMode: UpgradeMode = phase === 'pre' || postOnly || (phase === 'all' && pendingPreSteps(preview).length > 0) ? 'online' : mode;
   let held = await database.upgradeLock.tryAcquire(lockMode);
   if (!held && (options.waitSeconds ?? 0) > 0) {
     emit({ kind: 'waiting-for-lock', holder: await database.upgradeLock.holder() });
@@ -266,6 +271,12 @@ async function runOwedPostSteps(run: RunContext, liveFronts: (() => Promise<read
     if (run.mode === 'online' && outage !== 'none') {
       postHeldBack.push({ ...owed, fronts: [], reason: `it declares outage ${outage}: run \`outageless upgrade --phase post\` without --no-maintenance` });
       continue;
+    }
+    // A post-only run took the lock online (see runUpgrade): maintenance starts here, for the
+    // first post step that needs it.
+    if (outage !== 'none' && run.lock.holder.mode !== 'maintenance') {
+      await run.lock.setMode('maintenance');
+      await notifyStateChanged(run.db, 'upgrade-started');
     }
     const item = plan.items.find((candidate) => candidate.component === owed.component)!;
     const planned: PlannedStep = {
