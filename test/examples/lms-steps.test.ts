@@ -71,6 +71,49 @@ const PAIRS: readonly Pair[] = [
     },
   },
   {
+    // Expand and backfill: the pre step adds content, the background migration fills it.
+    from: 4,
+    to: 5,
+    components: ['assignsubmission_onlinetext'],
+    installs: [],
+    async seed(harness) {
+      const course = await siteCourse(harness);
+      const users = await harness.seed('user', [1, 2, 3].map((n) => ({ username: `student${n}`, email: `student${n}@example.com` })));
+      const [assign] = await harness.seed('assign', [{ course, name: 'Essay' }]);
+      const submissions = await harness.seed('assign_submission', users.map((user) => ({ assignment: assign!.id, userid: user.id })));
+      await harness.seed('assignsubmission_onlinetext', [
+        { submission: submissions[0]!.id, onlinetext: '<p>Hello</p>', onlineformat: 1 },
+        { submission: submissions[1]!.id, onlinetext: '*Hi*', onlineformat: 2 },
+        { submission: submissions[2]!.id, onlinetext: null, onlineformat: 0 },
+      ]);
+    },
+    async check(harness) {
+      // Both shapes side by side: the old columns untouched, the format code now a name.
+      await harness.assertRows('assignsubmission_onlinetext', [
+        { onlinetext: '<p>Hello</p>', onlineformat: 1, content: { text: '<p>Hello</p>', format: 'html' } },
+        { onlinetext: '*Hi*', onlineformat: 2, content: { text: '*Hi*', format: 'markdown' } },
+        { onlinetext: null, onlineformat: 0, content: { text: '', format: 'plain' } },
+      ]);
+    },
+  },
+  {
+    // Contract: the post step drops the old columns (the harness runs the gated step itself).
+    from: 5,
+    to: 6,
+    components: ['assignsubmission_onlinetext'],
+    installs: [],
+    async seed(harness) {
+      const course = await siteCourse(harness);
+      const [user] = await harness.seed('user', [{ username: 'student', email: 'student@example.com' }]);
+      const [assign] = await harness.seed('assign', [{ course, name: 'Essay' }]);
+      const [submission] = await harness.seed('assign_submission', [{ assignment: assign!.id, userid: user!.id }]);
+      await harness.seed('assignsubmission_onlinetext', [{ submission: submission!.id, onlinetext: 'Done', onlineformat: 2, content: { text: 'Done', format: 'markdown' } }]);
+    },
+    async check(harness) {
+      await harness.assertRows('assignsubmission_onlinetext', [{ content: { text: 'Done', format: 'markdown' } }]);
+    },
+  },
+  {
     from: 1,
     to: 3,
     components: ['auth_manual', 'block_news', 'mod_assign', 'assignsubmission_file', 'mod_quiz'],
