@@ -230,6 +230,9 @@ describe.skipIf(!postgresAvailable)('phases: pre, main, background, post (Postgr
     expect(main.stdout).not.toContain(`pid ${newFront.pid}`);
     expect(await query(`select version::int from outageless_component where component = 'local_ph'`)).toEqual([{ version: V2 }]);
     expect(await query(`select component, step_id from outageless_owed_step`)).toEqual([{ component: 'local_ph', step_id: 'ph_drop_points' }]);
+    const listed = await run(newCode, ['status']);
+    expect(listed.stdout, listed.stderr).toContain('Owed post steps (they run once no live front runs the old code):');
+    expect(listed.stdout).toMatch(new RegExp(`local_ph/ph_drop_points \\(${V2}\\), owed since .*: outageless upgrade --phase post`));
 
     // 4. The backfill finishes while traffic runs (the fronts work it too; finish runs the rest).
     const backfillStarted = performance.now();
@@ -237,7 +240,7 @@ describe.skipIf(!postgresAvailable)('phases: pre, main, background, post (Postgr
     const backfillMs = performance.now() - backfillStarted;
     expect(finish.code, finish.stdout + finish.stderr).toBe(0);
     expect(finish.stdout).toMatch(/local_ph\/ph_fill_score (finished|is already finished)/);
-    console.log(`phases: backfill of ${ROWS} rows finished in ${(backfillMs / 1000).toFixed(2)} s under traffic`);
+    console.log(`phases: backfill of ${ROWS} rows done ${(backfillMs / 1000).toFixed(2)} s after the upgrade, under traffic: ${finish.stdout.trim().split('\n').at(-1)}`);
     expect(await query(`select state from outageless_background_migration where component = 'local_ph' and id = 'ph_fill_score'`)).toEqual([{ state: 'finished' }]);
     expect(await query(`select count(*)::int as n from local_ph_item where score is distinct from points * 10`)).toEqual([{ n: 0 }]);
 
@@ -287,7 +290,9 @@ describe.skipIf(!postgresAvailable)('phases: pre, main, background, post (Postgr
     expect(await snapshot()).toEqual(before);
     // --is-maintenance-required reports the plan, gate included, and changes nothing.
     const report = await run(release3, ['upgrade', '--is-maintenance-required']);
-    expect(report.stdout + report.stderr).toContain('local_ph/ph_fill_score');
+    expect(report.stdout, report.stderr).toContain('Refused until finished (finalization gates):');
+    expect(report.stdout).toContain('local_ph/ph_drop_points is gated on local_ph/ph_fill_score: background migration queued');
+    expect(report.stdout).toContain('finish it with: outageless background finish local_ph/ph_fill_score');
     expect(await snapshot()).toEqual(before);
 
     const finish = await run(release2, ['background', 'finish', 'local_ph/ph_fill_score']);
@@ -350,6 +355,7 @@ describe.skipIf(!postgresAvailable)('phases: pre, main, background, post (Postgr
     const whileMain = during(preDone! + 400, mainDone! - 50);
     expect(whileMain.length).toBeGreaterThan(10);
     expect(new Set(whileMain)).toEqual(new Set([503]));
+    console.log(`phases: maintenance run: ${durations![0]} polls while pre: ${whilePre.length} (all 200), while main: ${whileMain.length} (all 503)`);
     // And served again once the run is over.
     await waitForStatus(`${front.url}/local_other/ping`, 200);
     expect(await query(`select count(*)::int as n from local_ph_item where score = points * 10`)).toEqual([{ n: 100 }]);
