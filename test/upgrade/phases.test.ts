@@ -165,6 +165,8 @@ describe.skipIf(!postgresAvailable)('phases: pre, main, background, post (Postgr
     tables: await query(`select table_name from information_schema.tables where table_schema = 'public' order by table_name`),
     columns: await query(`select column_name from information_schema.columns where table_name = 'local_ph_item' order by column_name`),
     owed: await query(`select component, step_id from outageless_owed_step order by step_id`).catch(() => []),
+    log: await query(`select component, step_id, status from outageless_upgrade_log order by id`),
+    maintenance: await query(`select component, state from outageless_component_state order by component`).catch(() => []),
     background: await query(`select component, id, state, cursor::text from outageless_background_migration order by id`).catch(() => []),
   });
   /** A fresh site database with release 1 installed and `rows` items. */
