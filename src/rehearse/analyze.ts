@@ -66,6 +66,8 @@ export interface StepObservation {
 
 export interface StepEvidence {
   readonly component: string;
+  /** A post step runs once no old front is left: breaking the old code is its purpose. */
+  readonly phase?: 'pre' | 'main' | 'post';
   readonly startMs: number;
   readonly endMs: number;
   readonly statements: readonly RecordedStatement[];
@@ -207,7 +209,7 @@ export function analyzeStep(evidence: StepEvidence, context: AnalysisContext): S
     locks.push({ table: held.table, mode: held.mode, heldMs: evidence.endMs - from, scaledHeldMs: scaledWithin(from, evidence.endMs), source: 'pg_locks' });
   }
 
-  breakingChanges(evidence.before, evidence.after, (table, message) => add('breaks-old-code', table, message));
+  if (evidence.phase !== 'post') breakingChanges(evidence.before, evidence.after, (table, message) => add('breaks-old-code', table, message));
 
   // The strongest blocking lock per table decides; one reason per table is enough to act on.
   const worst = new Map<string, ObservedLock>();

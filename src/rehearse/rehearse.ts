@@ -328,7 +328,8 @@ export async function rehearse(options: RehearseOptions): Promise<RehearsalRepor
           component,
           schema: createSchemaHelpers(executor, {
             lockTimeoutMs,
-            ...(online ? { online: { component, step: step.id, oldSchema } } : {}),
+            // As the runner: a post step runs once no old front is left, so breaking is allowed.
+            ...(online && step.phase !== 'post' ? { online: { component, step: step.id, oldSchema } } : {}),
             onRetry: (what, attempt) => log.push(`lock timeout on ${what}: retry ${attempt}`),
           }),
           log: (message) => log.push(message),
@@ -377,6 +378,7 @@ export async function rehearse(options: RehearseOptions): Promise<RehearsalRepor
         const observation = analyzeStep(
           {
             component,
+            phase: step.phase === 'background' ? 'main' : step.phase,
             startMs,
             endMs,
             statements,
