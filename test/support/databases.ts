@@ -54,6 +54,16 @@ export async function createScratchDatabase(label: string): Promise<ScratchDatab
   return {
     url: url.toString(),
     name,
-    drop: () => admin((client) => client.query(`drop database if exists "${name}" with (force)`)).then(() => undefined),
+    drop: () =>
+      admin(async (client) => {
+        // Let clients that are closing finish first: a forced drop terminates their sessions,
+        // and a pg client that is mid-`end()` then raises an error nobody listens to.
+        for (let waited = 0; waited < 3000; waited += 50) {
+          const { rows } = await client.query<{ n: number }>('select count(*)::int as n from pg_stat_activity where datname = $1', [name]);
+          if (rows[0]!.n === 0) break;
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+        await client.query(`drop database if exists "${name}" with (force)`);
+      }).then(() => undefined),
   };
 }
