@@ -15,6 +15,8 @@ export type {
   VersionDefinition, UpgradeDefinition, UpgradeStep, UpgradeMetadata, InstallDefinition, StepContext, StepPhase,
   OutageClass, CachePurge, Maturity,
 } from './component/definitions.ts';
+export { defineFormats } from './component/formats.ts';
+export type { FormatDefinition, FormatsDefinition, FormatBackfillContext } from './component/formats.ts';
 export { defineSchema } from './schema/definition.ts';
 export type { SchemaDefinition, TableDefinition, ColumnDefinition, ColumnType, ColumnDefault, IndexDefinition, ForeignKeyDefinition } from './schema/definition.ts';
 export type { SchemaHelpers } from './schema/helpers.ts';

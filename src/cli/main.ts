@@ -10,6 +10,7 @@ import { lintCommand } from './lint-command.ts';
 import { rehearseCommand } from './rehearse-command.ts';
 import { workerCommand } from './worker-command.ts';
 import { backgroundCommand } from './background-command.ts';
+import { dataCommand } from './data-command.ts';
 
 function packageVersion(): string {
   const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -48,6 +49,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     .addCommand(serveCommand(run))
     .addCommand(lintCommand(run))
     .addCommand(backgroundCommand(run))
+    .addCommand(dataCommand(run))
     .addCommand(rehearseCommand(run))
     .addCommand(workerCommand(run));
   // addCommand() copies no settings to a subcommand, so without this a bad flag on `upgrade`

@@ -14,6 +14,8 @@ import { readComponentStates, reclaimStalePauses } from '../state/component-stat
 import { listFronts } from '../runtime/front-registry.ts';
 import { readBackgroundMigrations } from '../migrations/store.ts';
 import { backgroundListToJson, formatBackgroundList } from './background-command.ts';
+import { formatManualAction, manualActionToJson } from './manual-command.ts';
+import { readOwedManual } from '../migrations/manual.ts';
 import { output, withDatabase, withSiteOptions, type CommandResult, type SiteOptions } from './context.ts';
 import { formatFlags, formatPlan, planToJson } from './format.ts';
 
@@ -50,6 +52,8 @@ export function statusCommand(run: (result: Promise<CommandResult>) => void): Co
           out.text(fronts.length === 0 ? 'Fronts: none registered' : `Fronts:\n${fronts.map((f) => `  ${f.host} pid ${f.pid}${f.url ? ` ${f.url}` : ''}  ${f.relation}${f.differences.length ? ` (${f.differences.map((d) => `${d.component} code ${d.code ?? '-'} db ${d.installed ?? '-'}`).join(', ')})` : ''}${Object.values(f.components).some((c) => c.codeIncrement) ? `  increments: ${Object.entries(f.components).filter(([, c]) => c.codeIncrement).map(([n, c]) => `${n} ${c.codeIncrement}`).join(', ')}` : ''}`).join('\n')}`);
           const background = await readBackgroundMigrations(database.db);
           out.text(background.length === 0 ? 'Background migrations: none' : `Background migrations:\n${formatBackgroundList(background, { tty: process.stdout.isTTY === true, indent: '  ' })}`);
+          const manual = await readOwedManual(database.db);
+          out.text(manual.length === 0 ? 'Manual actions owed: none' : `Manual actions owed:\n${manual.map((action) => formatManualAction(action, '  ')).join('\n')}`);
           out.json({
             database: database.displayUrl,
             flags: { ...flags, maintenance: { ...flags.maintenance, enabled: flags.maintenance.enabled || holder?.mode === 'maintenance' } },
@@ -58,6 +62,7 @@ export function statusCommand(run: (result: Promise<CommandResult>) => void): Co
             componentStates: [...componentStates.values()].map((c) => ({ ...c, since: c.since.toISOString() })),
             reclaimedPauses: reclaimed.map((c) => ({ component: c.component, pausedByRun: c.pausedByRun })),
             backgroundMigrations: backgroundListToJson(background),
+            manualActions: manual.map(manualActionToJson),
             ...planToJson(plan),
           });
           return ExitCode.ok;

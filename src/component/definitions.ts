@@ -144,8 +144,48 @@ export interface BackgroundStep {
   readonly after?: readonly string[];
 }
 
+/**
+ * A manual action in `db/upgrade.ts` (Totara's "temporary manual upgrade step"): `upgrade`
+ * never runs it. It becomes *owed* when the runner reaches its version, and an informed
+ * administrator runs it later with `outageless manual run <component>/<id>` (or "Run now" on
+ * `/admin`), under the upgrade lock, in one transaction, logged like a step. The next release
+ * may carry the same id as a `main` or `background` step: skipped if it was run, run if not.
+ *
+ * @example
+ * ```ts
+ * {
+ *   phase: 'manual', version: 2026070100, id: 'quiz_regrade_all',
+ *   description: 'Regrade every quiz attempt with the new rounding',
+ *   estimate: 'about 1 minute per 100,000 attempts',
+ *   async run({ db, log }) {
+ *     const result = await db.updateTable('quiz_attempts').set({ regraded: true }).executeTakeFirst()
+ *     log(`regraded ${result.numUpdatedRows} attempts`)
+ *   },
+ * }
+ * ```
+ */
+export interface ManualStep {
+  readonly phase: 'manual';
+  readonly version: number;
+  readonly id: string;
+  readonly description: string;
+  /** How long it takes, for the operator deciding when to run it (`"about 5 minutes"`). */
+  readonly estimate: string;
+  run(context: StepContext): Promise<void> | void;
+  // Not options of a manual action (the manifest refuses them): it runs online, in one
+  // transaction, when an operator chooses. Declared so code reading any step can ask.
+  readonly after?: undefined;
+  readonly outage?: undefined;
+  readonly transaction?: undefined;
+}
+
 /** Any entry of `defineUpgrade({ steps })`. */
-export type AnyUpgradeStep = UpgradeStep | BackgroundStep;
+export type AnyUpgradeStep = UpgradeStep | BackgroundStep | ManualStep;
+
+/** True for a `phase: 'manual'` step. */
+export function isManualStep(step: AnyUpgradeStep): step is ManualStep {
+  return step.phase === 'manual';
+}
 
 /** True for a `phase: 'background'` step. */
 export function isBackgroundStep(step: AnyUpgradeStep): step is BackgroundStep {

@@ -35,7 +35,7 @@ const runStepSchema = z.strictObject({
   id: z.string().min(1, 'must be a non-empty, stable string'),
   description: z.string().optional(),
   outage: z.enum(['none', 'component', 'site']).optional(),
-  phase: z.enum(['pre', 'main', 'post'], { error: 'must be "pre", "main", "post" or "background"' }).optional(),
+  phase: z.enum(['pre', 'main', 'post'], { error: 'must be "pre", "main", "post", "background" or "manual"' }).optional(),
   transaction: z.boolean().optional(),
   after,
   run: fn,
@@ -53,6 +53,16 @@ const backgroundStepSchema = z.strictObject({
   targetBatchMs: z.number().int().positive().optional(),
   batchSize: z.strictObject({ min: z.number().int().positive().optional(), initial: z.number().int().positive().optional(), max: z.number().int().positive().optional() }).optional(),
   after,
+});
+
+/** A manual action: owed when its version is reached, run by an operator (`outageless manual run`). */
+const manualStepSchema = z.strictObject({
+  phase: z.literal('manual'),
+  version,
+  id: z.string().min(1, 'must be a non-empty, stable string'),
+  description: z.string({ error: 'must say what the action does, for `outageless manual list`' }).min(1, 'must say what the action does'),
+  estimate: z.string({ error: 'must be a text such as "about 5 minutes"' }).min(1, 'must be a text such as "about 5 minutes"'),
+  run: fn,
 });
 
 const upgradeSchema = z.strictObject({
@@ -185,7 +195,10 @@ export function validateUpgrade(file: string, value: unknown, manifest: VersionD
   const component = manifest.component;
   const parsed = parseOrThrow(upgradeSchema, value, file, component);
   const steps = parsed.steps.map((step, index) =>
-    parseOrThrow<unknown>((step as { phase?: unknown }).phase === 'background' ? backgroundStepSchema : runStepSchema, step, file, component, ['steps', index]),
+    parseOrThrow<unknown>(
+      (step as { phase?: unknown }).phase === 'background' ? backgroundStepSchema : (step as { phase?: unknown }).phase === 'manual' ? manualStepSchema : runStepSchema,
+      step, file, component, ['steps', index],
+    ),
   );
   const upgrade = { ...parsed, steps } as unknown as UpgradeDefinition;
   const versions = new Set<number>();

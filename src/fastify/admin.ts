@@ -15,6 +15,8 @@ import { readBackgroundMigrations } from '../migrations/store.ts';
 import type { BackgroundMigration } from '../migrations/types.ts';
 import { backgroundProgress, describeRange, formatDuration } from '../runtime/background-progress.ts';
 import { describeUpgradeEvent } from '../upgrade/describe-event.ts';
+import { checkToJson, readChecks, runManualAction, type OwedCheck } from '../migrations/manual.ts';
+import { parseMigrationName } from '../migrations/store.ts';
 import { clientAddress, type AdminSession, type LiveAdminSession } from './admin-session.ts';
 import { html, page, raw, type SafeHtml } from './html.ts';
 import { sendUnavailable, wantsJson } from './unavailable.ts';
@@ -184,6 +186,19 @@ function backgroundTable(migrations: readonly BackgroundMigration[] | undefined)
   </tbody></table>`;
 }
 
+/**
+ * The check API's notice: what the site owes, each with its command; a manual action gets a
+ * "Run now" button (a CSRF-protected POST), unless the UI upgrade lock leaves it to the CLI.
+ */
+function checksNotice(checks: readonly OwedCheck[] | undefined, token: string, uiLocked: boolean): SafeHtml {
+  if (checks === undefined) return html`<div class="notice error" id="owed-checks">What the site owes could not be read from the site database.</div>`;
+  if (checks.length === 0) return html``;
+  return html`<div class="notice warn" id="owed-checks"><p>The site owes ${checks.length} item(s) after its upgrades:</p><ul>
+    ${checks.map((check) => html`<li data-owed="${check.name}" data-kind="${check.kind}"><strong>${check.name}</strong> (${check.kind}, since ${check.since.toISOString()}): ${check.detail}. <code>${check.command}</code>
+      ${check.kind === 'manual' && !uiLocked ? html`<form method="post" action="/admin/manual/run" class="run-manual"><input type="hidden" name="_csrf" value="${token}"><input type="hidden" name="action" value="${check.name}"><button class="primary" type="submit">Run now</button></form>` : ''}</li>`)}
+  </ul>${uiLocked && checks.some((check) => check.kind === 'manual') ? html`<p>The UI upgrade lock is set: run manual actions from the command line.</p>` : ''}</div>`;
+}
+
 /** Registers the admin routes in their own context (cookie and CSRF plugins stay inside it). */
 export async function adminRoutes(app: FastifyInstance, options: AdminOptions): Promise<void> {
   const { front, adminSecret, session } = options;
@@ -301,9 +316,37 @@ export async function adminRoutes(app: FastifyInstance, options: AdminOptions): 
     return reply.type('text/html; charset=utf-8').send(page('Site administration', html`
       <nav id="admin-nav"><a href="/">Home</a>${components.map((c) => html`<a href="/${c.name}/">${c.name}</a>`)}<a href="/admin/upgrade">Upgrade status</a></nav>
       ${state.flags.uiUpgradeLock && front.view().pending ? html`<div class="notice info">Code on this server is ahead of the database; the upgrade is managed from the command line (UI upgrade lock set).</div>` : ''}
+      ${checksNotice(await readChecks(front.database.db).catch((error: unknown) => void request.log.warn({ err: error }, 'outageless: owed checks unreadable')), token, state.flags.uiUpgradeLock)}
       <h2>Site</h2>${flagsTable(state)}
       <h2>Background migrations</h2>${backgroundTable(await readBackgroundMigrations(front.database.db).catch((error: unknown) => void request.log.warn({ err: error }, 'outageless: background migrations unreadable')))}
       <h2>Fronts</h2>${frontsTable(await fronts(), front.id)}`, { admin: true, csrfToken: token }));
+  });
+
+  // The check API for monitors and scripts: the same list as `outageless check --json`.
+  app.get('/admin/checks', { ...ADMIN, preHandler: requireAdmin }, async (_request, reply) => {
+    const checks = await readChecks(front.database.db);
+    return reply.header('cache-control', 'no-store').send({ ok: checks.length === 0, owed: checks.map(checkToJson) });
+  });
+
+  // "Run now" on a manual action: runs it here, under the upgrade lock, then back to /admin.
+  app.post<{ Body: { action?: string } }>('/admin/manual/run', { ...ADMIN, preHandler: [requireAdmin, csrfCheck] }, async (request, reply) => {
+    await front.refresh();
+    const state = front.state();
+    const refuse = (status: number, message: string) =>
+      reply.code(status).type('text/html; charset=utf-8').send(page('Manual action', html`<div class="notice error" id="manual-refused">${message}</div><p><a href="/admin">Back</a></p>`, { admin: true }));
+    if (state.flags.uiUpgradeLock) return refuse(409, 'The UI upgrade lock is set: manual actions are run from the command line (outageless manual run).');
+    if (state.upgrade || webUpgrade?.running) return refuse(409, 'An upgrade is running: run the manual action once it has finished.');
+    const parsed = parseMigrationName(request.body?.action ?? '');
+    if (!parsed) return refuse(400, 'Name a manual action as <component>/<id>.');
+    try {
+      await runManualAction({ database: front.database, code: front.code, component: parsed.component, id: parsed.id, onLog: (message) => request.log.info(`outageless: ${message}`) });
+    } catch (error) {
+      if (!isOutagelessError(error)) throw error;
+      return refuse(409, `${error.code}: ${error.message}`);
+    } finally {
+      await front.refresh();
+    }
+    return reply.redirect('/admin', 303);
   });
 
   app.get('/admin/upgrade', { ...ADMIN, preHandler: requireAdmin }, async (request, reply) => {

@@ -19,6 +19,7 @@ import { adminRoutes, type LoginRateLimit } from './admin.ts';
 import { createAdminSession } from './admin-session.ts';
 import { sendUnavailable } from './unavailable.ts';
 import { createMigrationGate, type OutagelessMigrations } from './migrations.ts';
+import { createFormatsApi, loadSiteFormats, type OutagelessFormats } from '../migrations/formats.ts';
 
 /** Marks which part of the site a route belongs to, so the guard knows what to check. */
 export type RouteArea =
@@ -46,6 +47,11 @@ declare module 'fastify' {
      * `if (!(await app.outagelessMigrations.ensureDone(reply, 'mod_quiz', 'attempts_v2', id))) return reply`.
      */
     outagelessMigrations: OutagelessMigrations;
+    /**
+     * The data formats of this front's code: `app.outagelessFormats.for('mod_assign', 'submission')`
+     * gives the write version to stamp and `canRead(row)`.
+     */
+    outagelessFormats: OutagelessFormats;
   }
 }
 
@@ -193,6 +199,7 @@ const plugin: FastifyPluginAsync<OutagelessPluginOptions> = async (app, options)
     ...(options.loginRateLimit ? { loginRateLimit: options.loginRateLimit } : {}),
   });
 
+  app.decorate('outagelessFormats', createFormatsApi(await loadSiteFormats(code)));
   app.decorate('outagelessMigrations', createMigrationGate({ front, onError: (error) => app.log.warn({ err: error }, 'outageless: background migrations unreadable; answering from the last rows read') }));
   const modules = options.mountComponents ?? true ? await mountComponents(app, front) : undefined;
   app.decorate('outagelessCallbacks', createCallbacks(front, modules ?? (await loadRuntimeModules(code))));

@@ -2,6 +2,7 @@ import { sql, type Kysely } from 'kysely';
 import { isBackgroundStep } from '../component/definitions.ts';
 import type { SiteCode } from '../component/discover.ts';
 import { loadUpgrade } from '../component/files.ts';
+import { formatBackfillStep } from './formats.ts';
 import { migrationErrors } from './errors.ts';
 import { batchTuning, BACKGROUND_CHANNEL, migrationFromRow, readBackgroundMigration, readBackgroundMigrations, type BatchTuning, type StoredBackgroundMigration } from './store.ts';
 import type { BackgroundMigration, BackgroundStep } from './types.ts';
@@ -254,6 +255,13 @@ export async function findBackgroundStep(code: SiteCode, component: string, id: 
   const found = code.components.get(component);
   const file = found ? `${found.versionFile.replace(/version\.ts$/, '')}db/upgrade.ts` : `db/upgrade.ts of ${component}`;
   if (!found) throw migrationErrors.stepMissing(component, id, file);
+  // A format backfill (`outageless data backfill`) is a background migration without a step
+  // in db/upgrade.ts: its batch is the format's backfill function in db/formats.ts.
+  if (id.startsWith('format:')) {
+    const backfill = await formatBackfillStep(code, component, id);
+    if (!backfill) throw migrationErrors.stepMissing(component, id, file.replace(/upgrade\.ts$/, 'formats.ts'));
+    return backfill;
+  }
   const upgrade = await loadUpgrade(code, found);
   const step = upgrade.steps.find((candidate) => isBackgroundStep(candidate) && candidate.id === id);
   if (!step || !isBackgroundStep(step)) throw migrationErrors.stepMissing(component, id, file);

@@ -60,6 +60,9 @@ async function prerequisiteProgress(
   if (prerequisites?.owedPost.some((owed) => owed.component === owner && owed.step === id)) {
     return { progress: 'an owed post step, not run yet', command: 'outageless upgrade --phase post' };
   }
+  if (prerequisites?.owedManual?.has(prerequisite)) {
+    return { progress: 'an owed manual action, not run yet', command: `outageless manual run ${prerequisite}` };
+  }
   if (appliedSteps.get(owner)?.has(id)) return undefined;
 
   const file = item.code!.versionFile.replace(/version\.ts$/, 'db/upgrade.ts');
@@ -71,6 +74,10 @@ async function prerequisiteProgress(
   if (row && row.version >= definition.version && !pending.some((p) => p.component === owner && p.steps.some((s) => s.id === id))) return undefined;
   return {
     progress: `not done yet: it is part of this upgrade (${definition.phase === 'background' ? 'queued by it, worked after it' : 'run by it'}); a gate needs it finished before the gated release is deployed`,
-    command: definition.phase === 'background' ? `deploy the release before this one, then outageless background finish ${prerequisite}` : 'deploy the release before this one and upgrade to it first',
+    command: definition.phase === 'background'
+      ? `deploy the release before this one, then outageless background finish ${prerequisite}`
+      : definition.phase === 'manual'
+        ? `deploy the release before this one and upgrade to it, then outageless manual run ${prerequisite}`
+        : 'deploy the release before this one and upgrade to it first',
   };
 }

@@ -3,6 +3,7 @@ import { isBackgroundStep, type AnyUpgradeStep, type CachePurge, type Maturity, 
 import { changedDefinitionFiles } from '../component/definitions-hash.ts';
 import type { Component, SiteCode } from '../component/discover.ts';
 import { loadUpgrade } from '../component/files.ts';
+import { loadFormats } from '../migrations/formats.ts';
 import { errors, isOutagelessError } from '../errors.ts';
 import { loadTimeoutMs, withTimeLimit } from '../component/load.ts';
 import { validateMetadata } from '../component/manifest.ts';
@@ -360,6 +361,17 @@ async function planComponent(input: PlanInput, component: Component): Promise<Pl
     }
   }
 
+  if (changedFiles.includes('formats.ts')) {
+    // Bad input in db/formats.ts is a coded error of the plan, before anything runs.
+    await loadFormats(input.code, component);
+    if (!vouched && changedFiles.every((file) => file === 'formats.ts')) {
+      // Vouched for by the format rules (assertFormatRules, before anything runs): a raised
+      // write is class none, a raised read is refused until data and fronts are at it, and a
+      // lowered version is refused.
+      vouched = true;
+      reasons.push('db/formats.ts changed: vouched for by the format rules (a raised write is class none; a raised read needs 100% coverage and no live front writing below it)');
+    }
+  }
   if (!vouched) {
     outage = 'site';
     reasons.push(`${changedFiles.map((f) => `db/${f}`).join(', ')} changed and no pending step or metadata hook vouches for it: assumed site`);

@@ -6,6 +6,7 @@ import { isStateTable } from '../state/tables.ts';
 import { readBackgroundMigrations } from '../migrations/store.ts';
 import type { BackgroundMigration } from '../migrations/types.ts';
 import { readOwedSteps } from '../state/owed-steps.ts';
+import { readOwedManual } from '../migrations/manual.ts';
 import { buildPlan, type Plan, type PrerequisiteStates } from './plan.ts';
 
 /**
@@ -34,8 +35,9 @@ export async function readPlan(
 
 /** Background migrations and owed post steps, as the finalization gates judge them. */
 export async function readPrerequisites(db: Kysely<any>): Promise<PrerequisiteStates> {
-  const [migrations, owedPost] = await Promise.all([readBackgroundMigrations(db), readOwedSteps(db)]);
+  const [migrations, owedPost, owedManual] = await Promise.all([readBackgroundMigrations(db), readOwedSteps(db), readOwedManual(db)]);
   return {
+    owedManual: new Set(owedManual.map((action) => `${action.component}/${action.id}`)),
     background: new Map(migrations.map((migration) => [`${migration.component}/${migration.id}`, { state: migration.state, progress: describeProgress(migration) }])),
     owedPost,
   };

@@ -66,7 +66,7 @@ export interface StepRehearsal {
   readonly id: string;
   readonly version: number;
   readonly description: string | undefined;
-  readonly phase: StepPhase | 'background';
+  readonly phase: StepPhase | 'background' | 'manual';
   readonly transaction: boolean;
   /** How `upgrade --no-maintenance` runs it, and so how it was rehearsed. */
   readonly runs: 'online' | 'transaction' | 'no-transaction';
@@ -301,6 +301,11 @@ export async function rehearse(options: RehearseOptions): Promise<RehearsalRepor
           steps.push({ component, id: step.id, version: step.version, description: step.description, phase: 'background', transaction: false, runs: 'no-transaction', declared: 'none', planned: 'none', observed: 'none', status: 'skipped', durationMs: 0, scaledDurationMs: 0, scaled: true, rowsTouched: 0, reasons: [], statements: [], locks: [], rewrites: [], warning: undefined, log: ['background migration: queued by the upgrade and worked after it in batches; not rehearsed'] });
           continue;
         }
+        if (step.step.phase === 'manual') {
+          // Never run by the upgrade: an operator runs it later with `outageless manual run`.
+          steps.push({ component, id: step.id, version: step.version, description: step.description, phase: 'manual', transaction: true, runs: 'transaction', declared: 'none', planned: 'none', observed: 'none', status: 'skipped', durationMs: 0, scaledDurationMs: 0, scaled: true, rowsTouched: 0, reasons: [], statements: [], locks: [], rewrites: [], warning: undefined, log: ['manual action: owed by the upgrade, run later by `outageless manual run`; not rehearsed'] });
+          continue;
+        }
         const run = step.step;
         const base = {
           component,
@@ -378,7 +383,7 @@ export async function rehearse(options: RehearseOptions): Promise<RehearsalRepor
         const observation = analyzeStep(
           {
             component,
-            phase: step.phase === 'background' ? 'main' : step.phase,
+            phase: step.phase === 'background' || step.phase === 'manual' ? 'main' : step.phase,
             startMs,
             endMs,
             statements,

@@ -3,6 +3,7 @@ import type { Kysely } from 'kysely';
 import type { SiteCode } from '../component/discover.ts';
 import type { InstalledComponent } from '../state/installed.ts';
 import { tableExists } from '../state/tables.ts';
+import { formatVersions, loadFormats } from '../migrations/formats.ts';
 
 /**
  * The front registry: each web process records the code it runs, so `status` and the admin
@@ -12,6 +13,8 @@ import { tableExists } from '../state/tables.ts';
 export interface FrontComponentCode {
   readonly version: number;
   readonly codeIncrement: string | null;
+  /** The read and write versions of the component's data formats in this front's code. */
+  readonly formats?: Readonly<Record<string, { readonly read: number; readonly write: number }>>;
 }
 
 /** How a front's code compares with the installed versions. */
@@ -37,10 +40,12 @@ export const STALE_AFTER_HEARTBEATS = 3;
 /** How often a front refreshes its row unless configured otherwise. */
 export const DEFAULT_HEARTBEAT_MS = 5000;
 
-export function frontComponents(code: SiteCode): Record<string, FrontComponentCode> {
+/** What a front records of its code: versions, and the formats each component writes. */
+export async function frontComponents(code: SiteCode): Promise<Record<string, FrontComponentCode>> {
   const components: Record<string, FrontComponentCode> = {};
   for (const component of code.components.values()) {
-    components[component.name] = { version: component.manifest.version, codeIncrement: component.manifest.codeIncrement ?? null };
+    const formats = formatVersions(await loadFormats(code, component))[component.name];
+    components[component.name] = { version: component.manifest.version, codeIncrement: component.manifest.codeIncrement ?? null, ...(formats ? { formats } : {}) };
   }
   return components;
 }

@@ -78,7 +78,7 @@ export async function startFront(options: FrontOptions): Promise<Front> {
   const { database, code } = options;
   const id = randomUUID();
   const startedAt = new Date();
-  const components = frontComponents(code);
+  const components = await frontComponents(code);
   const listeners = new Set<(state: SiteState) => void>();
   const onError = options.onError ?? (() => {});
   let url: string | null = null;

@@ -51,7 +51,7 @@ export interface HarnessStep {
   readonly id: string;
   readonly version: number;
   readonly outage: OutageClass;
-  readonly phase: StepPhase | 'background';
+  readonly phase: StepPhase | 'background' | 'manual';
   readonly transaction: boolean;
   /** `already-applied`: applied before under another version, so the runner (and the harness) skips it. */
   readonly status: 'pending' | 'ran' | 'already-applied';

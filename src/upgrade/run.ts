@@ -27,6 +27,7 @@ import {
 import { setTimeout as sleep } from 'node:timers/promises';
 import { onlineSqlGuard } from './online-guard.ts';
 import { queueBackgroundMigration } from '../migrations/store.ts';
+import { assertFormatRules, recordInstalledFormats } from '../migrations/formats.ts';
 import { clearOwedStep, recordOwedSteps } from '../state/owed-steps.ts';
 import { purgePlannedCaches } from '../caches/purge.ts';
 import { appendLog, writeInstalled, writeSavepoint } from '../state/installed.ts';
@@ -154,6 +155,7 @@ export async function runUpgrade(options: UpgradeOptions): Promise<UpgradeResult
     return { kind: 'nothing-to-do', plan: preview };
   }
   assertRunnable(preview, mode, phase, options.allowUnstable ?? false);
+  if (phase !== 'post') await assertFormatRules(database.db, code, preview);
   await preloadDefinitions(database.db, code, preview);
   if (options.confirm && !(await options.confirm(preview))) throw errors.notConfirmed();
 
@@ -446,6 +448,7 @@ async function runComponent(run: RunContext, item: PlanItem): Promise<void> {
   // then look like an unvouched db/ change).
   const finish = async (trx: Kysely<any>, status: 'installed' | 'upgraded') => {
     await writeInstalled(trx, record);
+    await recordInstalledFormats(trx, code, component);
     await appendLog(trx, { runId, component: component.name, stepId: null, version: target, status, outage: item.action === 'install' ? 'none' : item.outage, startedAt, durationMs: performance.now() - started });
     await run.lock.verify(trx);
   };

@@ -1,0 +1,187 @@
+/**
+ * Acceptance for manual actions (issue 9 part 1) on PostgreSQL, through the real binary:
+ * - release 2 of local_tally declares a `phase: 'manual'` action; `upgrade` does not run it but
+ *   owes it, so `check` exits 2 and lists it with its command, as do `manual list` and `status`;
+ * - `manual run` runs it (its side effect is a row in local_tally_hits) and clears the check;
+ * - release 3 promotes the same id to a `main` step: skipped on the site where the operator ran
+ *   it, run automatically (and the owed row cleared) on the site where nobody did;
+ * - two `manual run` at once: exactly one runs (one row);
+ * - bad input (unknown id, already run, malformed name): coded error, exit 1 (64 for usage),
+ *   and the database unchanged.
+ * Skips (and says so) without PostgreSQL.
+ */
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createScratchDatabase, postgresAvailable, type ScratchDatabase } from '../support/databases.ts';
+import { cli, createSiteDir, writeBareCore, type SiteDir } from '../support/sites.ts';
+
+const R1 = 2026010100;
+const R2 = 2026020100;
+const R3 = 2026030100;
+
+const version = (v: number) => `import { defineVersion } from 'outageless';
+export default defineVersion({ component: 'local_tally', version: ${v}, maturity: 'stable' });
+`;
+const SCHEMA = `import { defineSchema } from 'outageless';
+export default defineSchema({ tables: { local_tally_hits: { columns: { id: { type: 'bigint', autoIncrement: true }, note: { type: 'varchar(50)' } }, primaryKey: ['id'] } } });
+`;
+const NO_STEPS = `import { defineUpgrade } from 'outageless';
+export default defineUpgrade({ steps: [] });
+`;
+// The manual action sleeps TALLY_SLEEP_MS while it holds the lock, so two runs overlap.
+const MANUAL = `import { setTimeout as sleep } from 'node:timers/promises';
+import { defineUpgrade } from 'outageless';
+export default defineUpgrade({ steps: [{
+  phase: 'manual', version: ${R2}, id: 'tally_seed',
+  description: 'Seed the tally with its first hit', estimate: 'a second',
+  async run({ db, log }) {
+    log('seeding the tally');
+    await sleep(Number(process.env.TALLY_SLEEP_MS ?? 0));
+    await db.insertInto('local_tally_hits').values({ note: 'manual' }).execute();
+    log('seeded 1 row');
+  },
+}] });
+`;
+// Release 3: the same id, promoted to a main step.
+const PROMOTED = `import { defineUpgrade } from 'outageless';
+export default defineUpgrade({ steps: [{
+  version: ${R3}, id: 'tally_seed', description: 'Seed the tally (automatic from release 3)', outage: 'none',
+  async run({ db }) { await db.insertInto('local_tally_hits').values({ note: 'promoted' }).execute(); },
+}] });
+`;
+
+async function release(site: SiteDir, v: number, upgrade: string): Promise<void> {
+  await site.write('plugins/local/tally/version.ts', version(v));
+  await site.write('plugins/local/tally/db/schema.ts', SCHEMA);
+  await site.write('plugins/local/tally/db/upgrade.ts', upgrade);
+}
+
+interface Site {
+  readonly site: SiteDir;
+  readonly database: ScratchDatabase;
+  readonly client: pg.Client;
+  run(args: readonly string[], env?: NodeJS.ProcessEnv): ReturnType<typeof cli>;
+  notes(): Promise<string[]>;
+  /** The rows the commands could change: log, owed actions, hits, versions. */
+  snapshot(): Promise<unknown>;
+}
+
+async function createSite(label: string): Promise<Site> {
+  const database = await createScratchDatabase(label);
+  const site = await createSiteDir();
+  await writeBareCore(site, 2026010100);
+  await release(site, R1, NO_STEPS);
+  const client = new pg.Client({ connectionString: database.url });
+  await client.connect();
+  const run = (args: readonly string[], env?: NodeJS.ProcessEnv) => cli([...args, '--root', site.root, '--database', database.url], { env: { ...env } });
+  const installed = await run(['upgrade', '--non-interactive']);
+  expect(installed.code, installed.stderr).toBe(0);
+  await release(site, R2, MANUAL);
+  const upgraded = await run(['upgrade', '--non-interactive']);
+  expect(upgraded.code, upgraded.stderr).toBe(0);
+  expect(upgraded.stdout + upgraded.stderr).toContain('tally_seed');
+  return {
+    site, database, client, run,
+    notes: async () => (await client.query<{ note: string }>('select note from local_tally_hits order by id')).rows.map((row) => row.note),
+    snapshot: async () => ({
+      log: (await client.query('select component, step_id, version, status, error from outageless_upgrade_log order by id')).rows,
+      owed: (await client.query('select component, step_id, version from outageless_owed_manual order by 1, 2')).rows,
+      hits: (await client.query('select * from local_tally_hits order by id')).rows,
+      versions: (await client.query('select component, version from outageless_component order by 1')).rows,
+    }),
+  };
+}
+
+describe.skipIf(!postgresAvailable)('manual actions (PostgreSQL)', () => {
+  let ran: Site;
+  let untouched: Site;
+  beforeAll(async () => {
+    [ran, untouched] = await Promise.all([createSite('manual_ran'), createSite('manual_untouched')]);
+  }, 120_000);
+  afterAll(async () => {
+    for (const s of [ran, untouched]) {
+      if (!s) continue;
+      await s.client.end();
+      await s.site.cleanup();
+      await s.database.drop();
+    }
+  });
+
+  it('upgrade owes the action without running it: check exits 2 and lists it with its command', async () => {
+    expect(await ran.notes()).toEqual([]);
+    const version = await ran.client.query('select version from outageless_component where component = $1', ['local_tally']);
+    expect(Number(version.rows[0].version)).toBe(R2);
+    const check = await ran.run(['check', '--json']);
+    expect(check.code, check.stderr).toBe(2);
+    const owed = JSON.parse(check.stdout).owed as { kind: string; name: string; command: string; estimate: string }[];
+    expect(owed).toEqual([expect.objectContaining({ kind: 'manual', name: 'local_tally/tally_seed', command: 'outageless manual run local_tally/tally_seed', estimate: 'a second' })]);
+    const text = await ran.run(['check']);
+    expect(text.code).toBe(2);
+    expect(text.stdout).toContain('outageless manual run local_tally/tally_seed');
+    const list = await ran.run(['manual', 'list', '--json']);
+    expect(list.code).toBe(0);
+    expect(JSON.parse(list.stdout).manualActions).toEqual([expect.objectContaining({ component: 'local_tally', id: 'tally_seed', description: 'Seed the tally with its first hit', estimate: 'a second', since: expect.any(String) })]);
+    const status = await ran.run(['status']);
+    expect(status.stdout).toMatch(/Manual actions owed:\n\s+local_tally\/tally_seed/);
+  });
+
+  it('bad input: an unknown id is a coded error, exit 1, database unchanged', async () => {
+    const before = await ran.snapshot();
+    const unknown = await ran.run(['manual', 'run', 'local_tally/no_such_action']);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain('OUTAGELESS_ERR_UNKNOWN_MANUAL_ACTION');
+    expect(unknown.stderr).toContain('owed: local_tally/tally_seed');
+    const malformed = await ran.run(['manual', 'run', 'tally_seed']);
+    expect(malformed.code).toBe(64);
+    expect(malformed.stderr).toContain('OUTAGELESS_ERR_USAGE');
+    expect(await ran.snapshot()).toEqual(before);
+  });
+
+  it('two manual run at once: exactly one runs; then check exits 0', async () => {
+    const env = { TALLY_SLEEP_MS: '1500' };
+    const [a, b] = await Promise.all([ran.run(['manual', 'run', 'local_tally/tally_seed'], env), ran.run(['manual', 'run', 'local_tally/tally_seed'], env)]);
+    const codes = [a.code, b.code].sort();
+    const winner = a.code === 0 ? a : b;
+    const loser = a.code === 0 ? b : a;
+    expect(codes[0], a.stderr + b.stderr).toBe(0);
+    expect(codes[1]).not.toBe(0);
+    // Locked (4) while the other holds the lock, or already run (1) if it had finished.
+    expect(loser.stderr).toMatch(/OUTAGELESS_ERR_UPGRADE_LOCKED|OUTAGELESS_ERR_MANUAL_ACTION_ALREADY_RUN/);
+    expect(winner.stdout).toContain('seeding the tally');
+    expect(winner.stdout).toContain('seeded 1 row');
+    expect(await ran.notes()).toEqual(['manual']);
+    const log = await ran.client.query("select status from outageless_upgrade_log where step_id = 'tally_seed'");
+    expect(log.rows).toEqual([{ status: 'applied' }]);
+    const check = await ran.run(['check', '--json']);
+    expect(check.code, check.stdout).toBe(0);
+    expect(JSON.parse(check.stdout)).toEqual({ ok: true, owed: [] });
+  }, 60_000);
+
+  it('bad input: running it again is a coded error, exit 1, database unchanged', async () => {
+    const before = await ran.snapshot();
+    const again = await ran.run(['manual', 'run', 'local_tally/tally_seed', '--json']);
+    expect(again.code).toBe(1);
+    expect(JSON.parse(again.stdout).error.code).toBe('OUTAGELESS_ERR_MANUAL_ACTION_ALREADY_RUN');
+    expect(await ran.snapshot()).toEqual(before);
+  });
+
+  it('promotion: the next release carries the id as a main step: skipped where it was run, run where it was not', async () => {
+    for (const s of [ran, untouched]) await release(s.site, R3, PROMOTED);
+    const [skipped, automatic] = await Promise.all([ran.run(['upgrade', '--non-interactive']), untouched.run(['upgrade', '--non-interactive'])]);
+    expect(skipped.code, skipped.stderr).toBe(0);
+    expect(automatic.code, automatic.stderr).toBe(0);
+    // Where the operator ran it: not again (still the one manual row), logged as skipped.
+    expect(await ran.notes()).toEqual(['manual']);
+    const ranLog = await ran.client.query("select status, version from outageless_upgrade_log where step_id = 'tally_seed' order by id");
+    expect(ranLog.rows.map((row) => [row.status, Number(row.version)])).toEqual([['applied', R2], ['skipped', R3]]);
+    // Where nobody did: it ran automatically and is no longer owed.
+    expect(await untouched.notes()).toEqual(['promoted']);
+    const owed = await untouched.client.query('select * from outageless_owed_manual');
+    expect(owed.rows).toEqual([]);
+    for (const s of [ran, untouched]) {
+      const check = await s.run(['check']);
+      expect(check.code, check.stdout).toBe(0);
+      expect(check.stdout).toContain('Nothing is owed.');
+    }
+  }, 60_000);
+});
