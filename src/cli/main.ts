@@ -10,6 +10,8 @@ import { lintCommand } from './lint-command.ts';
 import { rehearseCommand } from './rehearse-command.ts';
 import { workerCommand } from './worker-command.ts';
 import { backgroundCommand } from './background-command.ts';
+import { manualCommand } from './manual-command.ts';
+import { checkCommand } from './check-command.ts';
 import { dataCommand } from './data-command.ts';
 
 function packageVersion(): string {
@@ -49,6 +51,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     .addCommand(serveCommand(run))
     .addCommand(lintCommand(run))
     .addCommand(backgroundCommand(run))
+    .addCommand(manualCommand(run))
+    .addCommand(checkCommand(run))
     .addCommand(dataCommand(run))
     .addCommand(rehearseCommand(run))
     .addCommand(workerCommand(run));

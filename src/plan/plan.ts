@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { isBackgroundStep, type AnyUpgradeStep, type CachePurge, type Maturity, type OutageClass, type StepPhase } from '../component/definitions.ts';
+import { isBackgroundStep, isManualStep, type AnyUpgradeStep, type CachePurge, type Maturity, type OutageClass, type StepPhase } from '../component/definitions.ts';
 import { changedDefinitionFiles } from '../component/definitions-hash.ts';
 import type { Component, SiteCode } from '../component/discover.ts';
 import { loadUpgrade } from '../component/files.ts';
@@ -35,8 +35,11 @@ export interface PlannedStep {
   readonly declared: boolean;
   /** What the verification found; empty for steps not declared `none`. */
   readonly findings: readonly StepFinding[];
-  /** `background`: a batched migration the run queues, worked after the upgrade. */
-  readonly phase: StepPhase | 'background';
+  /**
+   * `background`: a batched migration the run queues, worked after the upgrade.
+   * `manual`: an action the run records as owed, run later by `outageless manual run`.
+   */
+  readonly phase: StepPhase | 'background' | 'manual';
   readonly transaction: boolean;
   /** Applied before under another version (or, for `pre`, by `upgrade --phase pre`): skipped and logged. */
   readonly alreadyApplied: boolean;
@@ -69,6 +72,8 @@ export interface PrerequisiteStates {
   /** Keyed `<component>/<id>`. */
   readonly background: ReadonlyMap<string, { readonly state: string; readonly progress: string }>;
   readonly owedPost: readonly OwedPostStep[];
+  /** Owed manual actions, keyed `<component>/<id>`: a gate on one points at `manual run`. */
+  readonly owedManual?: ReadonlySet<string>;
 }
 
 export interface PlanItem {
@@ -279,6 +284,11 @@ async function planComponent(input: PlanInput, component: Component): Promise<Pl
       steps.push({ id: step.id, version: step.version, description: step.description, outage: 'none', declaredOutage: 'none', declared: true, findings: [], phase: 'background', transaction: false, alreadyApplied, after, step });
       continue;
     }
+    if (isManualStep(step)) {
+      // Never run by the upgrade: recorded as owed, outside the window, so it adds no class.
+      steps.push({ id: step.id, version: step.version, description: step.description, outage: 'none', declaredOutage: 'none', declared: true, findings: [], phase: 'manual', transaction: true, alreadyApplied, after: [], step });
+      continue;
+    }
     const declaredOutage = step.outage ?? 'site';
     const phase = step.phase ?? 'main';
     // Only `none` is a claim worth checking: a stronger class already pauses what it breaks.
@@ -317,6 +327,10 @@ async function planComponent(input: PlanInput, component: Component): Promise<Pl
     vouched = true;
     if (step.phase === 'background') {
       reasons.push(`background migration ${step.id} (${step.version}) is queued when its version is reached and worked after the upgrade, in batches`);
+      continue;
+    }
+    if (step.phase === 'manual') {
+      reasons.push(`manual action ${step.id} (${step.version}) becomes owed, not run: \`outageless manual run ${component.name}/${step.id}\` runs it when an operator chooses`);
       continue;
     }
     if (step.phase === 'post') {

@@ -138,43 +138,16 @@ export const stateSchema = defineSchema({
       },
       primaryKey: ['component', 'step_id'],
     },
-    outageless_front: {
-      columns: {
-        id: { type: 'varchar(40)' },
-        host: { type: 'varchar(255)' },
-        pid: { type: 'integer' },
-        url: { type: 'varchar(255)', nullable: true },
-        root: { type: 'text' },
-        started_at: { type: 'timestamp' },
-        last_seen: { type: 'timestamp' },
-        // component -> { version, codeIncrement } of the code this front runs
-        components: { type: 'json' },
-      },
-      primaryKey: ['id'],
-    },
-    // Admin sessions (src/fastify/admin-session.ts): the cookie names a row, so logout and a
-    // change of the admin secret revoke it. Only hashes are kept: of the session id, and of
-    // the admin secret's fingerprint the session was issued under.
-    outageless_admin_session: {
-      columns: {
-        id: { type: 'varchar(64)' },
-        secret_fingerprint: { type: 'varchar(64)' },
-        created_at: { type: 'timestamp' },
-        expires_at: { type: 'timestamp' },
-      },
-      primaryKey: ['id'],
-      indexes: [{ columns: ['expires_at'] }],
-    },
-    // Batched background migrations (src/migrations): the row IS the durable progress. Each
-    // batch locks it FOR UPDATE SKIP LOCKED and moves the cursor in the batch's own
-    // transaction, so a batch commits with its bookkeeping or not at all.
-    // Post steps owed once their component's main steps are done (DESIGN §4.5): a row per step
-    // until `upgrade` (or `upgrade --phase post`) runs it, once no old front holds it back.
-    outageless_owed_step: {
+    // Manual actions owed (`phase: 'manual'`, src/migrations/manual.ts): a row from the moment
+    // the runner reaches the action's version until an operator runs it (or a later release's
+    // step of the same id runs it automatically).
+    outageless_owed_manual: {
       columns: {
         component: { type: 'varchar(100)' },
         step_id: { type: 'varchar(200)' },
         version: { type: 'bigint' },
+        description: { type: 'text' },
+        estimate: { type: 'text' },
         since: { type: 'timestamp', default: { sql: 'now()' } },
       },
       primaryKey: ['component', 'step_id'],

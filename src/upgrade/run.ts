@@ -29,6 +29,7 @@ import { onlineSqlGuard } from './online-guard.ts';
 import { queueBackgroundMigration } from '../migrations/store.ts';
 import { assertFormatRules, recordInstalledFormats } from '../migrations/formats.ts';
 import { clearOwedStep, recordOwedSteps } from '../state/owed-steps.ts';
+import { clearOwedManual, recordOwedManual } from '../migrations/manual.ts';
 import { purgePlannedCaches } from '../caches/purge.ts';
 import { appendLog, writeInstalled, writeSavepoint } from '../state/installed.ts';
 import { ensureStateTables, isStateTable } from '../state/tables.ts';
@@ -499,6 +500,8 @@ async function runStep(run: RunContext, item: PlanItem, step: PlannedStep, finis
     // code serves, and a post step after the version has already moved on.
     if (step.phase === 'post') await clearOwedStep(trx, component, step.id);
     else if (step.phase !== 'pre') await writeSavepoint(trx, component, step.version);
+    // A step promoted from a manual action (same id, later release) settles what was owed.
+    if (step.phase !== 'manual') await clearOwedManual(trx, component, step.id);
     await appendLog(trx, { runId, component, stepId: step.id, version: step.version, status, outage: step.outage, startedAt, durationMs: performance.now() - started });
     if (finish) await finish(trx);
     else await run.lock.verify(trx);
@@ -517,6 +520,18 @@ async function runStep(run: RunContext, item: PlanItem, step: PlannedStep, finis
       await savepoint(trx, 'applied');
     });
     emit({ kind: 'log', component, message: `background migration ${step.id} queued: fronts and \`outageless worker\` work it in batches` });
+    return;
+  }
+  if (definition.phase === 'manual') {
+    // Never run by `upgrade`: owed from its savepoint on, run by `outageless manual run`. Not
+    // logged as applied, so a later release's step of the same id still runs if nobody ran it.
+    await db.transaction().execute(async (trx) => {
+      await recordOwedManual(trx, component, definition);
+      await writeSavepoint(trx, component, step.version);
+      if (finish) await finish(trx);
+      else await run.lock.verify(trx);
+    });
+    emit({ kind: 'log', component, message: `manual action ${step.id} is now owed (estimate: ${definition.estimate}): run \`outageless manual run ${component}/${step.id}\` when convenient` });
     return;
   }
   const budget = createLockWaitBudget(run.locks.waitMs);
