@@ -1,9 +1,11 @@
 /**
- * `npm run demo`: walks a fresh embedded copy of the example site from release 1 to 6,
+ * `npm run demo`: walks a fresh embedded copy of the example site from release 1 to 8,
  * deploying each release's code over the last as an operator would, and printing every
  * command, its plan (classes and reasons) and its exit code. Releases 5 and 6 are an
  * expand → backfill → contract change: a pre step, a background migration with its progress
- * and "still being upgraded" answers, then a post step gated on the migration.
+ * and "still being upgraded" answers, then a post step gated on the migration. Releases 7
+ * and 8 are a data format's two phases: write raised, coverage rising with `data backfill`,
+ * the read raise refused and then accepted.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { sql } from 'kysely';
@@ -170,7 +172,29 @@ run(['upgrade', '--no-maintenance', '--non-interactive'], 'accepted: no live fro
 run(['check-schema'], 'onlinetext and onlineformat are gone: exactly release 6\'s db/schema.ts (exit 0)');
 run(['status'], 'every component up to date; the migration finished');
 
-console.log(bold('\n=== Two fronts on release 6 ==='));
+// Data formats (releases 7 and 8): block_news posts get a summary, in two phases. Release 7
+// writes format 2 and still reads 1; release 8 reads 2 only, once the data allows it.
+const POSTS = 5000;
+{
+  const seeding = await openDatabase(resolveDatabaseUrl({ root: site }));
+  await sql`insert into block_news_post (course, subject, message) select (select id from course where shortname = 'site'), 'News ' || g, 'Item ' || g || E' of the\n  week' from generate_series(1, ${POSTS}) g`.execute(seeding.db);
+  await seeding.close();
+  console.log(bold(`\nSeeded ${POSTS} news posts in the release-6 shape (no format yet).`));
+}
+deploy(7);
+run(['upgrade', '--is-maintenance-required'], 'phase 1: a new column with a default (format 1) and db/formats.ts writing 2, reading 1: no maintenance (exit 3)');
+run(['upgrade', '--no-maintenance', '--non-interactive'], 'upgrade; fronts of release 7 now stamp format 2 on the posts they write (exit 0)');
+run(['data', 'coverage'], 'every old post is still format 1: 0% at or above the write version');
+deploy(8);
+run(['upgrade', '--no-maintenance', '--non-interactive'], 'phase 2 raises read to 2: refused before anything runs with OUTAGELESS_ERR_FORMAT_READ_GATE and the coverage (exit 1)');
+run(['data', 'backfill', 'block_news/post'], 'queues the format\'s backfill function as a background migration (exit 0)');
+await workFor(300, 'a worker re-writes old posts in batches');
+run(['data', 'coverage'], 'coverage rising');
+run(['background', 'finish', 'block_news/format:post:v2'], 'the rest in the foreground, with progress (exit 0)');
+run(['data', 'coverage'], '100% at or above 2, and no live front writes 1');
+run(['upgrade', '--no-maintenance', '--non-interactive'], 'phase 2 accepted now: read 2, class none (exit 0)');
+
+console.log(bold('\n=== Two fronts on release 8 ==='));
 const database = await openDatabase(resolveDatabaseUrl({ root: site }));
 const fronts6: { app: FastifyInstance; address: string }[] = [];
 for (const port of [basePort, basePort + 1]) {
