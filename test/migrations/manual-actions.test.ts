@@ -50,6 +50,13 @@ export default defineUpgrade({ steps: [{
 }] });
 `;
 
+// Release 3 variant: keeps the manual action and gates a main step on it (`after:`).
+const GATED = MANUAL.replace(/\}\] \}\);\n$/, `}, {
+  version: ${R3}, id: 'tally_after', description: 'Needs the seed', outage: 'none', after: ['local_tally/tally_seed'],
+  async run({ db }) { await db.insertInto('local_tally_hits').values({ note: 'gated' }).execute(); },
+}] });
+`);
+
 async function release(site: SiteDir, v: number, upgrade: string): Promise<void> {
   await site.write('plugins/local/tally/version.ts', version(v));
   await site.write('plugins/local/tally/db/schema.ts', SCHEMA);
@@ -163,6 +170,17 @@ describe.skipIf(!postgresAvailable)('manual actions (PostgreSQL)', () => {
     expect(again.code).toBe(1);
     expect(JSON.parse(again.stdout).error.code).toBe('OUTAGELESS_ERR_MANUAL_ACTION_ALREADY_RUN');
     expect(await ran.snapshot()).toEqual(before);
+  });
+
+  it('a finalization gate on an owed manual action refuses the upgrade and names `manual run`, database unchanged', async () => {
+    await release(untouched.site, R3, GATED);
+    const before = await untouched.snapshot();
+    const refused = await untouched.run(['upgrade', '--non-interactive']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('OUTAGELESS_ERR_UNFINISHED_PREREQUISITE');
+    expect(refused.stderr).toContain('local_tally/tally_after needs local_tally/tally_seed: an owed manual action, not run yet');
+    expect(refused.stderr).toContain('outageless manual run local_tally/tally_seed');
+    expect(await untouched.snapshot()).toEqual(before);
   });
 
   it('promotion: the next release carries the id as a main step: skipped where it was run, run where it was not', async () => {
