@@ -57,6 +57,18 @@ const GATED = MANUAL.replace(/\}\] \}\);\n$/, `}, {
 }] });
 `);
 
+// Release 3 variant: the same id promoted to a background migration over local_tally_hits.
+const PROMOTED_BACKGROUND = `import { defineUpgrade } from 'outageless';
+export default defineUpgrade({ steps: [{
+  phase: 'background', version: ${R3}, id: 'tally_seed', description: 'Mark every hit (automatic from release 3)',
+  table: 'local_tally_hits', key: 'id',
+  async batch({ db, from, to }) {
+    const result = await db.updateTable('local_tally_hits').set({ note: 'background' }).where('id', '>=', from).where('id', '<=', to).executeTakeFirst();
+    return Number(result.numUpdatedRows);
+  },
+}] });
+`;
+
 async function release(site: SiteDir, v: number, upgrade: string): Promise<void> {
   await site.write('plugins/local/tally/version.ts', version(v));
   await site.write('plugins/local/tally/db/schema.ts', SCHEMA);
@@ -102,11 +114,12 @@ async function createSite(label: string): Promise<Site> {
 describe.skipIf(!postgresAvailable)('manual actions (PostgreSQL)', () => {
   let ran: Site;
   let untouched: Site;
+  let background: Site;
   beforeAll(async () => {
-    [ran, untouched] = await Promise.all([createSite('manual_ran'), createSite('manual_untouched')]);
+    [ran, untouched, background] = await Promise.all([createSite('manual_ran'), createSite('manual_untouched'), createSite('manual_background')]);
   }, 120_000);
   afterAll(async () => {
-    for (const s of [ran, untouched]) {
+    for (const s of [ran, untouched, background]) {
       if (!s) continue;
       await s.client.end();
       await s.site.cleanup();
@@ -201,5 +214,24 @@ describe.skipIf(!postgresAvailable)('manual actions (PostgreSQL)', () => {
       expect(check.code, check.stdout).toBe(0);
       expect(check.stdout).toContain('Nothing is owed.');
     }
+  }, 60_000);
+
+  it('promotion to a background step: queued in place of the owed action, and check lists it with its command', async () => {
+    await background.client.query("insert into local_tally_hits (note) values ('old'), ('old')");
+    await release(background.site, R3, PROMOTED_BACKGROUND);
+    const upgraded = await background.run(['upgrade', '--non-interactive']);
+    expect(upgraded.code, upgraded.stderr).toBe(0);
+    expect((await background.client.query('select * from outageless_owed_manual')).rows).toEqual([]);
+    const queued = await background.client.query("select state from outageless_background_migration where component = 'local_tally' and id = 'tally_seed'");
+    // No front or worker runs here: it stays queued until `background finish`.
+    expect(queued.rows).toEqual([{ state: 'queued' }]);
+    const check = await background.run(['check', '--json']);
+    expect(check.code).toBe(2);
+    expect(JSON.parse(check.stdout).owed).toEqual([expect.objectContaining({ kind: 'background', name: 'local_tally/tally_seed', command: 'outageless background finish local_tally/tally_seed' })]);
+    const finished = await background.run(['background', 'finish', 'local_tally/tally_seed']);
+    expect(finished.code, finished.stderr).toBe(0);
+    expect(await background.notes()).toEqual(['background', 'background']);
+    const after = await background.run(['check']);
+    expect(after.code, after.stdout).toBe(0);
   }, 60_000);
 });
