@@ -14,6 +14,9 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createScratchDatabase, postgresAvailable, type ScratchDatabase } from '../support/databases.ts';
 import { cli, createSiteDir, writeBareCore, type SiteDir } from '../support/sites.ts';
+import { defineUpgrade, defineVersion } from '../../src/component/definitions.ts';
+import { validateUpgrade } from '../../src/component/manifest.ts';
+import { isOutagelessError } from '../../src/errors.ts';
 
 const R1 = 2026010100;
 const R2 = 2026020100;
@@ -234,4 +237,28 @@ describe.skipIf(!postgresAvailable)('manual actions (PostgreSQL)', () => {
     const after = await background.run(['check']);
     expect(after.code, after.stdout).toBe(0);
   }, 60_000);
+});
+
+describe('manual action definitions', () => {
+  const manifest = defineVersion({ component: 'local_tally', version: R2 });
+  const file = 'plugins/local/tally/db/upgrade.ts';
+  const refusal = (step: Record<string, unknown>) => {
+    try {
+      validateUpgrade(file, defineUpgrade({ steps: [step as never] }), manifest);
+    } catch (error) {
+      if (isOutagelessError(error)) return `${error.code} ${error.message}`;
+      throw error;
+    }
+    return 'accepted';
+  };
+  const valid = { phase: 'manual', version: R2, id: 'tally_seed', description: 'Seed', estimate: 'a second', run: () => {} };
+
+  it('accepts the shape and refuses a missing estimate, a non-string estimate and keys of other step kinds', () => {
+    expect(refusal(valid)).toBe('accepted');
+    const { estimate: _estimate, ...withoutEstimate } = valid;
+    expect(refusal(withoutEstimate)).toMatch(/^OUTAGELESS_ERR_MANIFEST_INVALID .*steps\[0\]\.estimate/);
+    expect(refusal({ ...valid, estimate: 5 })).toMatch(/^OUTAGELESS_ERR_MANIFEST_INVALID .*estimate/);
+    expect(refusal({ ...valid, outage: 'none' })).toMatch(/^OUTAGELESS_ERR_MANIFEST_INVALID .*unknown key "outage"/);
+    expect(refusal({ ...valid, after: ['local_tally/x'] })).toMatch(/^OUTAGELESS_ERR_MANIFEST_INVALID .*unknown key "after"/);
+  });
 });
