@@ -73,7 +73,7 @@ async function prerequisiteProgress(
   const row = installed?.get(owner);
   if (row && row.version >= definition.version && !pending.some((p) => p.component === owner && p.steps.some((s) => s.id === id))) return undefined;
   return {
-    progress: `not done yet: it is part of this upgrade (${definition.phase === 'background' ? 'queued by it, worked after it' : 'run by it'}); a gate needs it finished before the gated release is deployed`,
+    progress: `not done yet: it is part of this upgrade (${definition.phase === 'background' ? 'queued by it, worked after it' : definition.phase === 'manual' ? 'owed by it, run by an operator after it' : 'run by it'}); a gate needs it finished before the gated release is deployed`,
     command: definition.phase === 'background'
       ? `deploy the release before this one, then outageless background finish ${prerequisite}`
       : definition.phase === 'manual'

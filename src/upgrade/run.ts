@@ -258,7 +258,7 @@ async function runOwedPostSteps(run: RunContext, liveFronts: (() => Promise<read
   for (const owed of plan.owedPost) {
     const component = run.code.components.get(owed.component);
     const definition = component ? (await loadUpgrade(run.code, component)).steps.find((step) => step.id === owed.step) : undefined;
-    if (!component || !definition || definition.phase === 'background') {
+    if (!component || !definition || definition.phase === 'background' || definition.phase === 'manual') {
       postHeldBack.push({ ...owed, fronts: [], reason: `${owed.component}'s db/upgrade.ts no longer has post step ${owed.step}` });
       continue;
     }
