@@ -171,7 +171,17 @@ export interface ManualStep {
   readonly description: string;
   /** How long it takes, for the operator deciding when to run it (`"about 5 minutes"`). */
   readonly estimate: string;
-  run(context: StepContext): Promise<void> | void;
+  /**
+   * Either `run` (one transaction, returns when done) or, for long work, the shape of a
+   * background migration (`table`, `key`, `batch`): `manual run` then queues it in batches
+   * and `status` / `background status` track it.
+   */
+  readonly run?: (context: StepContext) => Promise<void> | void;
+  readonly table?: string;
+  readonly key?: string;
+  readonly batch?: BackgroundStep['batch'];
+  readonly targetBatchMs?: number;
+  readonly batchSize?: BackgroundStep['batchSize'];
   // Not options of a manual action (the manifest refuses them): it runs online, in one
   // transaction, when an operator chooses. Declared so code reading any step can ask.
   readonly after?: undefined;

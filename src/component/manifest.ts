@@ -62,7 +62,22 @@ const manualStepSchema = z.strictObject({
   id: z.string().min(1, 'must be a non-empty, stable string'),
   description: z.string({ error: 'must say what the action does, for `outageless manual list`' }).min(1, 'must say what the action does'),
   estimate: z.string({ error: 'must be a text such as "about 5 minutes"' }).min(1, 'must be a text such as "about 5 minutes"'),
-  run: fn,
+  run: fn.optional(),
+  // Long work: the shape of a background migration, queued by `manual run`.
+  table: identifier.optional(),
+  key: identifier.optional(),
+  batch: fn.optional(),
+  targetBatchMs: z.number().int().positive().optional(),
+  batchSize: z.strictObject({ min: z.number().int().positive().optional(), initial: z.number().int().positive().optional(), max: z.number().int().positive().optional() }).optional(),
+}).superRefine((step, context) => {
+  const batched = step.table !== undefined || step.key !== undefined || step.batch !== undefined;
+  if (step.run && batched) context.addIssue({ code: 'custom', path: ['run'], message: 'is either run, or table, key and batch (a batched action), not both' });
+  else if (!step.run && !batched) context.addIssue({ code: 'custom', path: ['run'], message: 'must be a function (or give table, key and batch for a batched action)' });
+  else if (batched) {
+    for (const field of ['table', 'key', 'batch'] as const) {
+      if (step[field] === undefined) context.addIssue({ code: 'custom', path: [field], message: 'is required for a batched manual action (table, key and batch)' });
+    }
+  }
 });
 
 const upgradeSchema = z.strictObject({

@@ -263,9 +263,13 @@ export async function findBackgroundStep(code: SiteCode, component: string, id: 
     return backfill;
   }
   const upgrade = await loadUpgrade(code, found);
-  const step = upgrade.steps.find((candidate) => isBackgroundStep(candidate) && candidate.id === id);
-  if (!step || !isBackgroundStep(step)) throw migrationErrors.stepMissing(component, id, file);
-  return step;
+  const step = upgrade.steps.find((candidate) => candidate.id === id);
+  if (step && isBackgroundStep(step)) return step;
+  // A batched manual action runs as a background migration once an operator queues it.
+  if (step?.phase === 'manual' && step.batch && step.table && step.key) {
+    return { phase: 'background', version: step.version, id: step.id, description: step.description, table: step.table, key: step.key, batch: step.batch, ...(step.targetBatchMs ? { targetBatchMs: step.targetBatchMs } : {}), ...(step.batchSize ? { batchSize: step.batchSize } : {}) };
+  }
+  throw migrationErrors.stepMissing(component, id, file);
 }
 
 /** Options of {@link finishBackgroundMigration}. */

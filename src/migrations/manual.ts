@@ -9,7 +9,8 @@ import { createSchemaHelpers } from '../schema/postgres-helpers.ts';
 import { appendLog } from '../state/installed.ts';
 import { readOwedSteps } from '../state/owed-steps.ts';
 import { ensureStateTables, tableExists } from '../state/tables.ts';
-import { readBackgroundMigrations } from './store.ts';
+import { findBackgroundStep } from './engine.ts';
+import { queueBackgroundMigration, readBackgroundMigrations } from './store.ts';
 
 /**
  * Manual actions (`phase: 'manual'` steps, Totara's "temporary manual upgrade steps"): the
@@ -172,7 +173,14 @@ export async function runManualAction(options: RunManualOptions): Promise<{ read
       await database.db.transaction().execute(async (trx) => {
         const unguard = await held.guard(trx);
         try {
-          await definition.run({ db: trx, component, schema: createSchemaHelpers(trx), log });
+          if (definition.run) await definition.run({ db: trx, component, schema: createSchemaHelpers(trx), log });
+          else {
+            // Long work: queued as a background migration in this same transaction, worked in
+            // batches by the fronts and `outageless worker`; `status` tracks it.
+            const step = await findBackgroundStep(code, component, id);
+            const { migration } = await queueBackgroundMigration(trx, { component, step });
+            log(`queued as background migration ${component}/${id} (${migration.state}); follow it with \`outageless background status\`, finish it now with \`outageless background finish ${component}/${id}\``);
+          }
           await clearOwedManual(trx, component, id);
           await appendLog(trx, { runId: held.runId, component, stepId: id, version: definition.version, status: 'applied', outage: 'none', startedAt, durationMs: performance.now() - started });
           await held.verify(trx);

@@ -258,17 +258,23 @@ function harness(
   // step runs on the database directly, so its helpers can build indexes concurrently.
   async function runOnce(item: PlanItem, step: PlannedStep): Promise<void> {
     const definition = step.step;
-    if (definition.phase === 'background') {
+    // A batched manual action runs like a background migration when the author tests it.
+    const batched = definition.phase === 'background' || (definition.phase === 'manual' && !definition.run && definition.batch && definition.table && definition.key)
+      ? (definition as { table: string; key: string; batch: NonNullable<typeof definition.batch> })
+      : undefined;
+    if (batched) {
       // All of it, in the engine's shape: key ranges, each batch its own transaction.
-      const { rows } = await sql<{ low: string | null; high: string | null }>`select min(${sql.ref(definition.key)})::text as low, max(${sql.ref(definition.key)})::text as high from ${sql.table(definition.table)}`.execute(db);
+      const { rows } = await sql<{ low: string | null; high: string | null }>`select min(${sql.ref(batched.key)})::text as low, max(${sql.ref(batched.key)})::text as high from ${sql.table(batched.table)}`.execute(db);
       if (rows[0]?.low == null || rows[0].high == null) return;
       for (let from = Number(rows[0].low); from <= Number(rows[0].high); from += 1000) {
-        await db.transaction().execute((trx) => Promise.resolve(definition.batch({ db: trx, from, to: from + 999 })));
+        await db.transaction().execute((trx) => Promise.resolve(batched.batch({ db: trx, from, to: from + 999 })));
       }
       return;
     }
-    if (step.transaction) await db.transaction().execute((trx) => Promise.resolve(definition.run(stepContext(trx, item.component, step.id))));
-    else await definition.run(stepContext(db, item.component, step.id));
+    const run = definition.phase === 'background' ? undefined : definition.run;
+    if (!run) return;
+    if (step.transaction) await db.transaction().execute((trx) => Promise.resolve(run(stepContext(trx, item.component, step.id))));
+    else await run(stepContext(db, item.component, step.id));
   }
 
   async function execute(item: PlanItem, step: PlannedStep, runOptions: RunOptions | undefined): Promise<void> {

@@ -262,3 +262,58 @@ describe('manual action definitions', () => {
     expect(refusal({ ...valid, after: ['local_tally/x'] })).toMatch(/^OUTAGELESS_ERR_MANIFEST_INVALID .*unknown key "after"/);
   });
 });
+
+// A long manual action: the shape of a background migration, queued by `manual run`.
+const BATCHED = `import { defineUpgrade } from 'outageless';
+export default defineUpgrade({ steps: [{
+  phase: 'manual', version: ${R2}, id: 'tally_mark', description: 'Mark every hit (long: batched)', estimate: 'about an hour on a big site',
+  table: 'local_tally_hits', key: 'id', batchSize: { min: 2, initial: 2, max: 2 },
+  async batch({ db, from, to }) {
+    const result = await db.updateTable('local_tally_hits').set({ note: 'batched' }).where('id', '>=', from).where('id', '<=', to).executeTakeFirst();
+    return Number(result.numUpdatedRows);
+  },
+}] });
+`;
+
+describe.skipIf(!postgresAvailable)('a batched (long) manual action (PostgreSQL)', () => {
+  it('manual run queues it as a background migration; check and background status track it until it is finished', async () => {
+    const database = await createScratchDatabase('manual_batched');
+    const site = await createSiteDir();
+    const client = new pg.Client({ connectionString: database.url });
+    try {
+      await writeBareCore(site, 2026010100);
+      await release(site, R1, NO_STEPS);
+      const run = (args: readonly string[]) => cli([...args, '--root', site.root, '--database', database.url]);
+      expect((await run(['upgrade', '--non-interactive'])).code).toBe(0);
+      await client.connect();
+      await client.query("insert into local_tally_hits (note) select 'old' from generate_series(1, 7)");
+      await release(site, R2, BATCHED);
+      const upgraded = await run(['upgrade', '--non-interactive']);
+      expect(upgraded.code, upgraded.stderr).toBe(0);
+      // Owed, not run, and nothing queued yet.
+      expect((await run(['check'])).code).toBe(2);
+      expect((await client.query('select * from outageless_background_migration')).rows).toEqual([]);
+
+      const queued = await run(['manual', 'run', 'local_tally/tally_mark']);
+      expect(queued.code, queued.stderr).toBe(0);
+      expect(queued.stdout).toContain('queued as background migration local_tally/tally_mark');
+      expect((await client.query('select * from outageless_owed_manual')).rows).toEqual([]);
+      const check = await run(['check', '--json']);
+      expect(check.code).toBe(2);
+      expect(JSON.parse(check.stdout).owed).toEqual([expect.objectContaining({ kind: 'background', name: 'local_tally/tally_mark', command: 'outageless background finish local_tally/tally_mark' })]);
+      const status = await run(['background', 'status', '--json']);
+      expect(JSON.parse(status.stdout).backgroundMigrations).toEqual([expect.objectContaining({ component: 'local_tally', id: 'tally_mark', state: 'queued' })]);
+      // Running it again is refused: it is no longer owed.
+      expect((await run(['manual', 'run', 'local_tally/tally_mark'])).code).toBe(1);
+
+      const finished = await run(['background', 'finish', 'local_tally/tally_mark']);
+      expect(finished.code, finished.stderr).toBe(0);
+      expect((await client.query("select count(*)::int as n from local_tally_hits where note = 'batched'")).rows).toEqual([{ n: 7 }]);
+      expect((await run(['check'])).code).toBe(0);
+    } finally {
+      await client.end().catch(() => {});
+      await site.cleanup();
+      await database.drop();
+    }
+  }, 90_000);
+});
