@@ -400,7 +400,8 @@ describe('Background migrations engine (PGlite)', () => {
     try {
       await ensureStateTables(database.db);
       await makeTable(database.db, 'local_bg_item', 3000);
-      const s = step('fill', 'local_bg_item', (context) => migrate(context, 'local_bg_item'));
+      // A fixed batch size: the count of batches must not depend on how fast this machine is.
+      const s = step('fill', 'local_bg_item', (context) => migrate(context, 'local_bg_item'), { batchSize: { initial: 1000, min: 1000, max: 1000 } });
       await queueBackgroundMigration(database.db, { component: COMPONENT, step: s });
       const done = await finishBackgroundMigration(database.db, COMPONENT, s);
       expect(done).toMatchObject({ state: 'finished', cursor: 3000, rowsChanged: 3000, batches: 3 });
