@@ -541,7 +541,9 @@ for (const kind of ['postgres', 'pglite'] as const) {
       const pending = await upgrade(['--is-pending']);
       expect(pending.code, pending.stderr).toBe(2);
       known = await snapshot();
-    }, 120_000);
+      // The first PGlite start in a fresh clone compiles its WebAssembly while the other worker
+      // starts too: give the install room on a loaded 2-core machine.
+    }, 300_000);
 
     afterEach(async () => {
       await site.deploy(2);

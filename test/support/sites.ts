@@ -71,7 +71,7 @@ export function cli(args: readonly string[], options: { input?: string; env?: No
   child.stderr.on('data', (chunk) => (stderr += chunk));
   if (options.input !== undefined) child.stdin.end(options.input);
   else child.stdin.end();
-  const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 60_000);
+  const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 150_000);
   const done = new Promise<CliResult>((resolvePromise) => {
     child.on('close', (code, signal) => {
       clearTimeout(timer);
