@@ -204,9 +204,11 @@ export async function runUpgrade(options: UpgradeOptions): Promise<UpgradeResult
     const run: RunContext = { db: database.db, code, lock: held, runId, emit, locks, mode, oldSchema };
 
     let preDurationMs = 0;
-    if (phase !== 'post') {
+    // Zero when there were none, so the output reports a pre phase only when one ran.
+    const preSteps = phase === 'post' ? [] : pendingPreSteps(plan);
+    if (preSteps.length > 0) {
       const preStarted = performance.now();
-      for (const { item, step } of pendingPreSteps(plan)) await runStep({ ...run, mode: 'online' }, item, step, undefined);
+      for (const { item, step } of preSteps) await runStep({ ...run, mode: 'online' }, item, step, undefined);
       preDurationMs = performance.now() - preStarted;
     }
     if (phase === 'pre') {
