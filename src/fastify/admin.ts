@@ -5,20 +5,18 @@ import csrf from '@fastify/csrf-protection';
 import formbody from '@fastify/formbody';
 import rateLimit, { normalizeIP, type FastifyRateLimitStore } from '@fastify/rate-limit';
 import { isOutagelessError } from '../errors.ts';
-import type { Plan } from '../plan/plan.ts';
 import { listFronts, STALE_AFTER_HEARTBEATS, type FrontRecord } from '../runtime/front-registry.ts';
 import type { Front } from '../runtime/front.ts';
-import { decide, UPGRADING_MESSAGE } from '../runtime/guard.ts';
+import { decide } from '../runtime/guard.ts';
 import type { SiteState } from '../runtime/site-state.ts';
-import { runUpgrade } from '../upgrade/run.ts';
 import { readBackgroundMigrations } from '../migrations/store.ts';
 import type { BackgroundMigration } from '../migrations/types.ts';
 import { backgroundProgress, describeRange, formatDuration } from '../runtime/background-progress.ts';
-import { describeUpgradeEvent } from '../upgrade/describe-event.ts';
 import { checkToJson, readChecks, runManualAction, type OwedCheck } from '../migrations/manual.ts';
 import { parseMigrationName } from '../migrations/store.ts';
 import { clientAddress, type AdminSession, type LiveAdminSession } from './admin-session.ts';
-import { html, page, raw, type SafeHtml } from './html.ts';
+import { html, page, type SafeHtml } from './html.ts';
+import { adminUpgradeRoutes } from './admin-upgrade.ts';
 import { sendUnavailable, wantsJson } from './unavailable.ts';
 
 /**
@@ -114,26 +112,6 @@ declare module 'fastify' {
   }
 }
 
-/** What a web-started upgrade has done so far; the page polls it for live progress. */
-interface WebUpgrade {
-  running: boolean;
-  readonly lines: string[];
-  outcome: 'running' | 'succeeded' | 'failed';
-  error: string | undefined;
-}
-
-/** The upgrade page's live progress: polls until the run ends, then reloads to show the new state. */
-const PROGRESS_SCRIPT = '/admin/assets/upgrade-progress.js';
-const PROGRESS_SCRIPT_SOURCE = `const timer = setInterval(async () => {
-  const res = await fetch('/admin/upgrade/progress', { headers: { accept: 'application/json' } });
-  if (!res.ok) return;
-  const p = await res.json();
-  document.getElementById('upgrade-progress').textContent = p.lines.join('\\n');
-  document.getElementById('upgrade-outcome').textContent = p.outcome + (p.error ? ': ' + p.error : '');
-  if (!p.running) { clearInterval(timer); location.reload(); }
-}, 300);
-`;
-
 function sameSecret(given: string, expected: string): boolean {
   // Hash first so the comparison is constant-time whatever the lengths.
   const a = createHash('sha256').update(given).digest();
@@ -147,16 +125,6 @@ function flagsTable(state: SiteState): SafeHtml {
     <tr><th>Maintenance</th><td>${flags.maintenance.enabled ? `on${flags.maintenance.message ? `: ${flags.maintenance.message}` : ''}` : 'off'}</td></tr>
     <tr><th>Upgrade running</th><td>${upgrade ? `yes, ${upgrade.mode} mode (host ${upgrade.host}, pid ${upgrade.pid}, since ${upgrade.since.toISOString()})` : 'no'}</td></tr>
     <tr><th>UI upgrade lock</th><td>${flags.uiUpgradeLock ? 'set: upgrades are run from the command line' : 'not set'}</td></tr>
-  </tbody></table>`;
-}
-
-function planTable(plan: Plan): SafeHtml {
-  const rows = plan.items.filter((item) => item.action !== 'unchanged' || item.reasons.length > 0);
-  if (rows.length === 0) return html`<p>Every component is up to date.</p>`;
-  return html`<table id="upgrade-plan"><thead><tr><th>Component</th><th>Installed</th><th>Code</th><th>Change</th><th>Class</th><th>Reasons</th></tr></thead><tbody>
-    ${rows.map((item) => html`<tr data-component="${item.component}"><td>${item.component}</td><td>${item.installedVersion ?? '—'}</td><td>${item.codeVersion ?? '—'}</td>
-      <td>${item.action}</td><td class="class-${item.outage}">${item.outage}</td>
-      <td><ul class="reasons">${item.reasons.map((reason) => html`<li>${reason}</li>`)}</ul></td></tr>`)}
   </tbody></table>`;
 }
 
@@ -232,8 +200,6 @@ export async function adminRoutes(app: FastifyInstance, options: AdminOptions): 
   const csrfToken = (request: FastifyRequest, reply: FastifyReply) =>
     reply.generateCsrf({ userInfo: request.outagelessAdmin?.id ?? ANONYMOUS, ...csrfCookie, secure: session.isSecure(request) });
 
-  let webUpgrade: WebUpgrade | undefined;
-
   /** Admin pages: anonymous visitors go to the login page, JSON clients get 401. */
   const requireAdmin: preHandlerHookHandler = (request, reply, done) => {
     if (request.outagelessAdmin) return done();
@@ -304,6 +270,9 @@ export async function adminRoutes(app: FastifyInstance, options: AdminOptions): 
   const fronts = async () =>
     listFronts(front.database.db, front.state().installed, { staleAfterMs: STALE_AFTER_HEARTBEATS * front.heartbeatMs }).catch(() => [] as FrontRecord[]);
 
+  // The upgrade page, its confirmation and live progress live in their own module.
+  const upgrades = await adminUpgradeRoutes(app, { front, requireAdmin, csrfCheck, csrfToken, flagsTable, frontsSection: async () => frontsTable(await fronts(), front.id) });
+
   // Site administration (Moodle's admin/index.php): prompts for a pending upgrade unless the
   // UI lock says the command line owns it.
   app.get('/admin', { ...ADMIN, preHandler: requireAdmin }, async (request, reply) => {
@@ -335,7 +304,7 @@ export async function adminRoutes(app: FastifyInstance, options: AdminOptions): 
     const refuse = (status: number, message: string) =>
       reply.code(status).type('text/html; charset=utf-8').send(page('Manual action', html`<div class="notice error" id="manual-refused">${message}</div><p><a href="/admin">Back</a></p>`, { admin: true }));
     if (state.flags.uiUpgradeLock) return refuse(409, 'The UI upgrade lock is set: manual actions are run from the command line (outageless manual run).');
-    if (state.upgrade || webUpgrade?.running) return refuse(409, 'An upgrade is running: run the manual action once it has finished.');
+    if (state.upgrade || upgrades.webUpgradeRunning()) return refuse(409, 'An upgrade is running: run the manual action once it has finished.');
     const parsed = parseMigrationName(request.body?.action ?? '');
     if (!parsed) return refuse(400, 'Name a manual action as <component>/<id>.');
     try {
@@ -347,76 +316,5 @@ export async function adminRoutes(app: FastifyInstance, options: AdminOptions): 
       await front.refresh();
     }
     return reply.redirect('/admin', 303);
-  });
-
-  app.get('/admin/upgrade', { ...ADMIN, preHandler: requireAdmin }, async (request, reply) => {
-    const state = front.state();
-    const verdict = decide(state, front.view(), { kind: 'admin-upgrade', isAdmin: true });
-    if (verdict.kind === 'unavailable') return sendUnavailable(request, reply, verdict);
-    const running = state.upgrade !== undefined || webUpgrade?.running === true;
-    const pending = front.view().pending;
-    const canUpgrade = pending && !running && !state.flags.uiUpgradeLock;
-    const token = csrfToken(request, reply);
-    const notice = running
-      ? html`<div class="notice warn" id="upgrade-running">${UPGRADING_MESSAGE}.</div>`
-      : state.flags.uiUpgradeLock && pending
-        ? html`<div class="notice info" id="ui-locked">The upgrade is managed from the command line (UI upgrade lock set).</div>`
-        : pending
-          ? html`<div class="notice warn" id="upgrade-prompt">An upgrade is pending: the code on this server is newer than the database.${front.plan().maintenanceRequired ? ' It needs maintenance: the site answers 503 while it runs.' : ' It needs no maintenance.'}</div>`
-          : html`<div class="notice info">No upgrade is pending.</div>`;
-    return reply.type('text/html; charset=utf-8').send(page('Upgrade', html`
-      <nav><a href="/admin">Site administration</a></nav>
-      ${notice}
-      ${canUpgrade ? html`<form method="post" action="/admin/upgrade" id="upgrade-form"><input type="hidden" name="_csrf" value="${token}"><button class="primary" type="submit" id="upgrade-now">Upgrade now</button></form>` : ''}
-      ${webUpgrade ? html`<h2>Progress</h2><p id="upgrade-outcome">${webUpgrade.outcome}${webUpgrade.error ? `: ${webUpgrade.error}` : ''}</p><pre class="progress" id="upgrade-progress">${webUpgrade.lines.join('\n')}</pre>` : ''}
-      <h2>Plan</h2>${planTable(front.plan())}
-      <h2>Site</h2>${flagsTable(state)}
-      <h2>Fronts</h2>${frontsTable(await fronts(), front.id)}
-      ${webUpgrade?.running ? raw(`<script src="${PROGRESS_SCRIPT}" defer></script>`) : ''}`, { admin: true, csrfToken: token }));
-  });
-
-  // A file, not an inline script: the Content-Security-Policy allows scripts from this site only.
-  app.get(PROGRESS_SCRIPT, ADMIN, async (_request, reply) =>
-    reply.type('text/javascript; charset=utf-8').header('cache-control', 'no-cache').send(PROGRESS_SCRIPT_SOURCE));
-
-  app.get('/admin/upgrade/progress', { ...ADMIN, preHandler: requireAdmin }, async () => ({
-    running: webUpgrade?.running ?? false,
-    outcome: webUpgrade?.outcome ?? null,
-    error: webUpgrade?.error ?? null,
-    lines: webUpgrade?.lines ?? [],
-  }));
-
-  app.post('/admin/upgrade', { ...ADMIN, preHandler: [requireAdmin, csrfCheck] }, async (_request, reply) => {
-    await front.refresh();
-    const state = front.state();
-    const refuse = (message: string) => reply.code(409).type('text/html; charset=utf-8').send(page('Upgrade', html`<div class="notice error">${message}</div><p><a href="/admin/upgrade">Back</a></p>`, { admin: true }));
-    if (state.flags.uiUpgradeLock) return refuse('The UI upgrade lock is set: upgrades are run from the command line.');
-    if (state.upgrade || webUpgrade?.running) return refuse('Another upgrade is running.');
-    if (!front.view().pending) return refuse('No upgrade is pending.');
-
-    const run: WebUpgrade = { running: true, lines: [], outcome: 'running', error: undefined };
-    webUpgrade = run;
-    // The run outlives this request: the page follows it through /admin/upgrade/progress.
-    void runUpgrade({
-      database: front.database,
-      code: front.code,
-      mode: 'maintenance',
-      // The page's first line says the run has begun; the lock is an operator detail there.
-      onEvent: (event) => run.lines.push(event.kind === 'lock-acquired' ? `Upgrade started (${event.holder.mode} mode)` : describeUpgradeEvent(event)),
-    })
-      .then((result) => {
-        run.outcome = 'succeeded';
-        run.lines.push(result.kind === 'upgraded' ? `Upgrade complete in ${(result.durationMs / 1000).toFixed(2)} s` : 'Nothing to do');
-      })
-      .catch((error: unknown) => {
-        run.outcome = 'failed';
-        run.error = isOutagelessError(error) ? `${error.code}: ${error.message}` : String(error);
-        app.log.error({ err: error }, 'outageless: web upgrade failed');
-      })
-      .finally(async () => {
-        await front.refresh();
-        run.running = false;
-      });
-    return reply.redirect('/admin/upgrade', 303);
   });
 }
