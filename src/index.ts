@@ -18,7 +18,8 @@ export type {
 export { defineFormats } from './component/formats.ts';
 export type { FormatDefinition, FormatsDefinition, FormatBackfillContext } from './component/formats.ts';
 export { defineSchema } from './schema/definition.ts';
-export type { SchemaDefinition, TableDefinition, ColumnDefinition, ColumnType, ColumnDefault, IndexDefinition, ForeignKeyDefinition } from './schema/definition.ts';
+export type { SchemaDefinition, TypedSchemaDefinition, TableDefinition, ColumnDefinition, ColumnType, ColumnDefault, IndexDefinition, ForeignKeyDefinition } from './schema/definition.ts';
+export type { TablesOf, RowOf, ColumnOf, ColumnValue } from './schema/table-types.ts';
 export type { SchemaHelpers } from './schema/helpers.ts';
 export { defineCaches } from './caches/define.ts';
 export type { CacheDefinition, CacheDefinitions, CacheMode } from './caches/definitions.ts';

@@ -13,6 +13,7 @@
  * ```
  */
 export { outageless, type OutagelessPluginOptions, type RouteArea, type JobsTuning } from './plugin.ts';
+export type { OutagelessDatabase } from './database-api.ts';
 export { startJobs, type Jobs, type JobsOptions, type EmitOptions, type EmitResult, type TaskRun } from '../jobs/runtime.ts';
 export { outageless as default } from './plugin.ts';
 export { sendUnavailable, wantsJson } from './unavailable.ts';

@@ -20,6 +20,7 @@ import { createAdminSession } from './admin-session.ts';
 import { sendUnavailable } from './unavailable.ts';
 import { createMigrationGate, type OutagelessMigrations } from './migrations.ts';
 import { createFormatsApi, loadSiteFormats, type OutagelessFormats } from '../migrations/formats.ts';
+import { createDatabaseApi, type OutagelessDatabase } from './database-api.ts';
 
 /** Marks which part of the site a route belongs to, so the guard knows what to check. */
 export type RouteArea =
@@ -32,7 +33,13 @@ declare module 'fastify' {
     outageless?: RouteArea;
   }
   interface FastifyInstance {
+    /** The front runtime: site state, plan, code versus database. */
     outageless: Front;
+    /**
+     * The site database for routes, typed by the tables you name:
+     * `app.outagelessDatabase.kysely<TablesOf<typeof schema>>().selectFrom('block_news_post')…`
+     */
+    outagelessDatabase: OutagelessDatabase;
     /**
      * Scheduled tasks and event observers of the site (undefined with `jobs: false`):
      * `app.outagelessJobs.emit('course_created', { courseId })`.
@@ -129,6 +136,7 @@ const plugin: FastifyPluginAsync<OutagelessPluginOptions> = async (app, options)
     onError: (error) => app.log.warn({ err: error }, 'outageless: state refresh failed; serving on the last known state'),
   });
   app.decorate('outageless', front);
+  app.decorate('outagelessDatabase', createDatabaseApi(database));
   let jobs: Jobs | undefined;
   app.decorate('outagelessJobs', undefined);
   const caches = await attachCaches(front);

@@ -78,10 +78,20 @@ export interface SchemaDefinition {
 }
 
 /**
+ * A schema whose table and column literals are kept in its type, so routes can derive typed
+ * rows from it with {@link TablesOf}.
+ */
+export interface TypedSchemaDefinition<Tables extends Readonly<Record<string, TableDefinition>>> extends SchemaDefinition {
+  readonly tables: Tables;
+}
+
+/**
  * Declares a component's tables. Returns the definition unchanged apart from its `kind`
  * tag; validation happens when the site is loaded, with the file name in every error.
+ * The literal types are kept (a `const` type parameter), so `TablesOf<typeof schema>` gives
+ * Kysely row types for routes.
  */
-export function defineSchema(definition: { readonly tables: Readonly<Record<string, TableDefinition>> }): SchemaDefinition {
+export function defineSchema<const Tables extends Readonly<Record<string, TableDefinition>>>(definition: { readonly tables: Tables }): TypedSchemaDefinition<Tables> {
   return Object.freeze({ kind: 'schema', tables: definition.tables });
 }
 

@@ -29,7 +29,7 @@ export const stateSchema = defineSchema({
         component: { type: 'varchar(100)' },
         step_id: { type: 'varchar(200)', nullable: true },
         version: { type: 'bigint' },
-        // installed | applied | skipped | failed | upgraded
+        // installed | applied | skipped | failed | upgraded | uninstalled
         status: { type: 'varchar(20)' },
         outage: { type: 'varchar(20)', nullable: true },
         started_at: { type: 'timestamp' },
@@ -152,6 +152,18 @@ export const stateSchema = defineSchema({
       },
       primaryKey: ['component', 'step_id'],
     },
+    // The tables each component's db/schema.ts declared at its last install or upgrade, and its
+    // parent (subplugins), written with its installed record: `outageless uninstall` drops them
+    // once the code is gone (src/upgrade/uninstall.ts). No row: installed by an older outageless.
+    outageless_component_schema: {
+      columns: {
+        component: { type: 'varchar(100)' },
+        parent: { type: 'varchar(100)', nullable: true },
+        tables: { type: 'json' },
+        recorded_at: { type: 'timestamp', default: { sql: 'now()' } },
+      },
+      primaryKey: ['component'],
+    },
     outageless_background_migration: {
       columns: {
         component: { type: 'varchar(100)' },
@@ -212,7 +224,7 @@ const CREATE_LOCK = 0x6f757473;
  * the newer ones). Run by the upgrader under its lock and by fronts as they register.
  */
 export async function ensureStateTables(db: Kysely<any>): Promise<void> {
-  const names = Object.keys(stateSchema.tables);
+  const names = Object.keys(stateSchema.tables) as (keyof typeof stateSchema.tables)[];
   const missing = async (executor: Kysely<any>) => {
     const { rows } = await sql<{ name: string; present: boolean }>`
       select name, to_regclass(name) is not null as present from unnest(${names}::text[]) as name`.execute(executor);
@@ -221,6 +233,6 @@ export async function ensureStateTables(db: Kysely<any>): Promise<void> {
   if ((await missing(db)).length === 0) return;
   await db.transaction().execute(async (trx) => {
     await sql`select pg_advisory_xact_lock(${CREATE_LOCK})`.execute(trx);
-    for (const name of await missing(trx)) await createTable(trx, name, stateSchema.tables[name]!);
+    for (const name of await missing(trx)) await createTable(trx, name, stateSchema.tables[name as keyof typeof stateSchema.tables]);
   });
 }
