@@ -16,6 +16,14 @@ export interface SiteDatabase {
   /** The URL with its password redacted, for messages. */
   readonly displayUrl: string;
   readonly db: Kysely<any>;
+  /**
+   * For writes that must commit on their own, never inside a transaction the process has
+   * open on `db` (the runner's progress events while a step's transaction may still roll
+   * back). On PostgreSQL it is `db`: a query outside a transaction takes its own pool
+   * connection. On PGlite, whose single connection runs every query of `db` inside an open
+   * transaction, it is a second view whose queries wait for that transaction to end.
+   */
+  readonly autocommit: Kysely<any>;
   readonly upgradeLock: UpgradeLock;
   /** True when several processes may share the database (fronts on other machines). */
   readonly multiProcess: boolean;
@@ -168,6 +176,7 @@ export async function openDatabase(url: string): Promise<SiteDatabase> {
       kind: 'postgres',
       displayUrl,
       db,
+      autocommit: db,
       multiProcess: true,
       listen: postgresListener(location.url),
       upgradeLock: postgresUpgradeLock(location.url, (text, values) => pool.query(text, values as unknown[])),
@@ -201,11 +210,15 @@ export async function openDatabase(url: string): Promise<SiteDatabase> {
     close: async () => {},
   };
   const db = new Kysely<any>({ dialect: new PGliteDialect({ pglite: view }) });
+  // Its own dialect, so its own connection object: it never sees db's open transaction, and
+  // PGlite runs its queries after that transaction ends (PGlite's transaction mutex).
+  const autocommit = new Kysely<any>({ dialect: new PGliteDialect({ pglite: view }) });
   let closed = false;
   return {
     kind: 'pglite',
     displayUrl,
     db,
+    autocommit,
     multiProcess: false,
     upgradeLock: shared.upgradeLock,
     async listen(channel, onNotify) {
@@ -216,6 +229,7 @@ export async function openDatabase(url: string): Promise<SiteDatabase> {
       if (closed) return;
       closed = true;
       await db.destroy();
+      await autocommit.destroy();
       await shared.release();
     },
   };

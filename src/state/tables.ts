@@ -39,6 +39,45 @@ export const stateSchema = defineSchema({
       primaryKey: ['id'],
       indexes: [{ columns: ['component', 'step_id'] }],
     },
+    // One row per upgrade run (src/upgrade/run-record.ts), written on its own connection as
+    // the run takes the lock and when it ends: the history `outageless history` and
+    // /admin/history show. A run whose process died keeps ended_at null.
+    outageless_upgrade_run: {
+      columns: {
+        run_id: { type: 'varchar(40)' },
+        // maintenance | online | staged (online with components paused one at a time)
+        mode: { type: 'varchar(20)' },
+        // all | pre | post
+        phase: { type: 'varchar(20)' },
+        // Who started it: cli, web (admin page), or api (runUpgrade called directly).
+        started_by: { type: 'varchar(100)' },
+        host: { type: 'varchar(255)' },
+        pid: { type: 'integer' },
+        started_at: { type: 'timestamp' },
+        ended_at: { type: 'timestamp', nullable: true },
+        // succeeded | failed | nothing (another upgrader had done it); null while it runs
+        outcome: { type: 'varchar(20)', nullable: true },
+        error_code: { type: 'varchar(100)', nullable: true },
+        error_message: { type: 'text', nullable: true },
+      },
+      primaryKey: ['run_id'],
+      indexes: [{ columns: ['started_at'] }],
+    },
+    // A run's progress lines, committed one by one outside the step transactions, so fronts
+    // show a run of any process live. Only the newest runs keep theirs (see run-record.ts).
+    outageless_upgrade_event: {
+      columns: {
+        id: { type: 'bigint', autoIncrement: true },
+        run_id: { type: 'varchar(40)' },
+        seq: { type: 'integer' },
+        at: { type: 'timestamp' },
+        kind: { type: 'varchar(40)' },
+        component: { type: 'varchar(100)', nullable: true },
+        message: { type: 'text' },
+      },
+      primaryKey: ['id'],
+      indexes: [{ columns: ['run_id', 'seq'] }],
+    },
     outageless_flag: {
       columns: {
         name: { type: 'varchar(100)' },

@@ -35,10 +35,11 @@ import { appendLog, writeInstalled, writeSavepoint } from '../state/installed.ts
 import { ensureStateTables, isStateTable } from '../state/tables.ts';
 import { readComponentStates, reclaimStalePauses, setComponentState } from '../state/component-state.ts';
 
+import { startRunRecorder, type RecordedMode, type RunOutcome, type RunRecorder } from './run-record.ts';
 /** Progress of a run, for the CLI's output and the admin page's live view. */
 export type UpgradeEvent =
   | { readonly kind: 'waiting-for-lock'; readonly holder: UpgradeLockHolder | undefined }
-  | { readonly kind: 'lock-acquired'; readonly holder: UpgradeLockHolder }
+  | { readonly kind: 'lock-acquired'; readonly holder: UpgradeLockHolder; readonly runId: string }
   | { readonly kind: 'component-started'; readonly component: string; readonly action: 'install' | 'upgrade'; readonly from: number | undefined; readonly to: number }
   | { readonly kind: 'step-applied'; readonly component: string; readonly step: string; readonly version: number; readonly durationMs: number }
   | { readonly kind: 'step-skipped'; readonly component: string; readonly step: string; readonly version: number }
@@ -60,6 +61,13 @@ export interface UpgradeOptions {
   readonly confirm?: (plan: Plan) => Promise<boolean>;
   readonly onEvent?: (event: UpgradeEvent) => void;
   /** `lock_timeout` of each DDL attempt (default 200 ms): the longest traffic may queue behind one. */
+  /**
+   * Who starts the run, for its row in outageless_upgrade_run (`outageless history`, the
+   * admin banner): `cli`, `web`, … (default `api`).
+   */
+  readonly startedBy?: string;
+  /** Where a failure to record progress in the database is reported (default: stderr); the run goes on. */
+  readonly onRecordWarning?: (message: string) => void;
   readonly lockTimeoutMs?: number;
   /** Total lock wait of one step over all its retries (default 60 s); past it the step fails cleanly. */
   readonly lockWaitMs?: number;
@@ -144,7 +152,13 @@ export async function runUpgrade(options: UpgradeOptions): Promise<UpgradeResult
   const { database, code } = options;
   const mode = options.mode ?? 'maintenance';
   const phase = options.phase ?? 'all';
-  const emit = options.onEvent ?? (() => {});
+  // Every event goes to the caller and, once the run holds the lock, to the database, where
+  // fronts of any process read it (run-record.ts).
+  let recorder: RunRecorder | undefined;
+  const emit = (event: UpgradeEvent) => {
+    options.onEvent?.(event);
+    recorder?.record(event);
+  };
 
   // Everything that can be wrong with the input is found here, before the first write.
   const { plan: preview } = await readPlan(database.db, { code });
@@ -182,14 +196,18 @@ export async function runUpgrade(options: UpgradeOptions): Promise<UpgradeResult
 
   const started = performance.now();
   try {
-    emit({ kind: 'lock-acquired', holder: held.holder });
+    recorder = await recordRun(database, held, options, mode === 'online' && phase === 'all' && preview.pauses.length > 0 ? 'staged' : phase === 'pre' ? 'online' : mode, phase);
+    emit({ kind: 'lock-acquired', holder: held.holder, runId: held.runId });
     await notifyStateChanged(database.db, 'upgrade-started');
+  let outcome: RunOutcome = 'succeeded';
+  let failure: unknown;
     // Another upgrader may have finished while we waited: the plan under the lock is the truth.
     let { plan } = await readPlan(database.db, { code });
     if (nothingToDo(plan)) {
       await reclaimStalePauses(database.db, database.upgradeLock);
       return { kind: 'nothing-to-do', plan };
     }
+      outcome = 'nothing';
     assertRunnable(plan, mode, phase, options.allowUnstable ?? false);
     await preloadDefinitions(database.db, code, plan);
 
@@ -239,12 +257,29 @@ export async function runUpgrade(options: UpgradeOptions): Promise<UpgradeResult
     await held.release();
     await notifyStateChanged(database.db, 'upgrade-finished').catch(() => {});
   }
+  } catch (error) {
+    outcome = 'failed';
+    failure = error;
+    throw error;
 }
+    // Before the lock is released: a front that sees the lock free finds the run ended.
+    await recorder?.finish({ outcome, durationMs: performance.now() - started, ...(outcome === 'failed' ? { error: failure } : {}) });
 
 /** Pending `pre` steps not applied yet, in upgrade order. */
 export function pendingPreSteps(plan: Plan): { readonly item: PlanItem; readonly step: PlannedStep }[] {
   return plan.pending.flatMap((item) => (item.action === 'upgrade' ? item.steps.filter((step) => step.phase === 'pre' && !step.alreadyApplied).map((step) => ({ item, step })) : []));
 }
+/**
+ * Starts the run's row and progress lines, on a connection of their own (see
+ * SiteDatabase.autocommit). The state tables are made first (a fresh install has none yet);
+ * whatever fails here is reported and the run goes on unrecorded.
+ */
+async function recordRun(database: SiteDatabase, held: HeldUpgradeLock, options: UpgradeOptions, mode: RecordedMode, phase: UpgradePhase): Promise<RunRecorder> {
+  const warn = options.onRecordWarning ?? ((message: string) => void process.stderr.write(`${message}\n`));
+  await ensureStateTables(database.db).catch((error: unknown) => warn(`outageless: could not create the upgrade history tables: ${error instanceof Error ? error.message : String(error)}; the upgrade goes on`));
+  return startRunRecorder(database.autocommit, { runId: held.runId, mode, phase, startedBy: options.startedBy ?? 'api', host: held.holder.host, pid: held.holder.pid }, warn);
+}
+
 
 /**
  * Runs the owed post steps that no live front holds back: a front still running the
