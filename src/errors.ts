@@ -16,6 +16,40 @@
  * ```
  */
 
+/**
+ * What the loader (component/load.ts) found out about a file that failed to load, kept beside
+ * the failure's cause: every place that re-throws `OUTAGELESS_ERR_LOAD_FAILED` with the cause
+ * then keeps the fix that fits.
+ */
+const loadFailureFacts = new WeakMap<object, { readonly commonjsPackage: string }>();
+
+/**
+ * Records that `cause` (an import's error) happened under a package.json that says
+ * `"type": "commonjs"`: Node ran the component file as CommonJS.
+ *
+ * @example
+ * ```ts
+ * noteCommonjsPackage(error, '/srv/site/package.json')
+ * errors.loadFailed('core/version.ts', error).hint // 'Set "type": "module" in /srv/site/package.json…'
+ * ```
+ */
+export function noteCommonjsPackage(cause: unknown, packageJson: string): void {
+  if (typeof cause === 'object' && cause !== null) loadFailureFacts.set(cause, { commonjsPackage: packageJson });
+}
+
+/** The fix for a load failure, from what its cause says. */
+function loadFailedHint(cause: unknown): string {
+  const facts = typeof cause === 'object' && cause !== null ? loadFailureFacts.get(cause) : undefined;
+  if (facts) {
+    return `Set "type": "module" in ${facts.commonjsPackage}: it says "type": "commonjs", so Node runs the component files as CommonJS, where import and export are syntax errors.`;
+  }
+  const { code, message } = (cause ?? {}) as { code?: unknown; message?: unknown };
+  if (code === 'ERR_UNKNOWN_FILE_EXTENSION' && String(message).includes('".ts"')) {
+    return `This Node.js (${process.version}) does not strip TypeScript types, so it cannot load .ts files: run outageless on Node.js 24 (or 22.18 or later), or start Node 22.12–22.17 with --experimental-strip-types.`;
+  }
+  return 'Fix the file so Node can import it: erasable TypeScript only, with .ts suffixes on relative imports.';
+}
+
 /** Exit codes shared by every command (Moodle's semantics for 0–3). */
 export const ExitCode = {
   ok: 0,
@@ -243,7 +277,7 @@ export const errors = {
   loadFailed: errorFactory('OUTAGELESS_ERR_LOAD_FAILED', (file: string, cause: unknown, component?: string) => ({
     message: `could not load ${file}: ${cause instanceof Error ? cause.message.split('\n')[0] : String(cause)}`,
     location: { file, ...(component ? { component } : {}) },
-    hint: 'Fix the file so Node can import it: erasable TypeScript only, with .ts suffixes on relative imports.',
+    hint: loadFailedHint(cause),
     cause,
   })),
   downgrade: errorFactory('OUTAGELESS_ERR_DOWNGRADE', (component: string, installed: number, code: number, file: string) => ({
@@ -271,6 +305,12 @@ export const errors = {
     message: `${component} cannot be paused on its own: ${why}`,
     location: { component, file, field: 'maintenance.disableable' },
     hint: 'Declare maintenance: { disableable: true } in its version.ts once its callbacks into other pages may be skipped, or use whole-site maintenance.',
+  })),
+  /** A pause or resume of a component that a running (staged) upgrade has paused for its steps. */
+  componentHeldByRun: errorFactory('OUTAGELESS_ERR_COMPONENT_HELD_BY_UPGRADE', (component: string, runId: string) => ({
+    message: `${component} is paused by upgrade run ${runId}, which is still running; nothing was changed`,
+    location: { component },
+    hint: `Wait for the upgrade to finish (it returns ${component} to normal itself; \`outageless status\` shows the run), then retry.`,
   })),
   upgradeLockLost: errorFactory('OUTAGELESS_ERR_UPGRADE_LOCK_LOST', () => ({
     message: 'the upgrade lock was lost (its database session ended); the current step was rolled back so two upgraders never apply it',
@@ -333,8 +373,9 @@ export const errors = {
     location: { component: components[0]?.component },
     hint: 'Pass --allow-unstable to install or upgrade them anyway.',
   })),
-  notConfirmed: errorFactory('OUTAGELESS_ERR_NOT_CONFIRMED', () => ({
-    message: 'upgrade cancelled: not confirmed',
+  /** `what`: the command that was cancelled (`upgrade`, `uninstall of block_news`). */
+  notConfirmed: errorFactory('OUTAGELESS_ERR_NOT_CONFIRMED', (what = 'upgrade') => ({
+    message: `${what} cancelled: not confirmed; nothing was changed`,
     hint: 'Answer "y" at the prompt, or pass --non-interactive.',
   })),
   preStepNotNone: errorFactory('OUTAGELESS_ERR_PRE_STEP_NOT_NONE', (file: string, component: string, step: string, outage: string | undefined) => ({
@@ -359,6 +400,42 @@ export const errors = {
     message: `pre step "${step}" cannot run while the old code serves: ${reasons.join('; ')}`,
     location: { component, step },
     hint: 'Take the safe alternative above, or move the change into a main or post step.',
+  })),
+  /** `outageless uninstall <name>` for a component the database does not have. */
+  componentNotInstalled: errorFactory('OUTAGELESS_ERR_COMPONENT_NOT_INSTALLED', (component: string, installed: readonly string[], nearest: string | undefined) => ({
+    message: `no component "${component}" is installed`,
+    location: { component },
+    hint: `${nearest ? `Did you mean \`${nearest}\`? ` : ''}Installed components: ${installed.length > 0 ? installed.join(', ') : '(none)'}.`,
+  })),
+  /** core cannot be uninstalled: the site is core plus plugins. */
+  uninstallCore: errorFactory('OUTAGELESS_ERR_UNINSTALL_CORE', () => ({
+    message: 'core cannot be uninstalled: every plugin runs on it',
+    location: { component: 'core' },
+    hint: 'Uninstall plugins one by one, or drop the whole site database to remove the site.',
+  })),
+  /** The component's code is still on disk: the next upgrade would install it again. */
+  uninstallCodeOnDisk: errorFactory('OUTAGELESS_ERR_UNINSTALL_CODE_ON_DISK', (component: string, dir: string) => ({
+    message: `the code of ${component} is still on disk (${dir}); nothing was changed`,
+    location: { component, file: dir },
+    hint: `Remove ${dir} from every front's code first (and restart the fronts), then rerun \`outageless uninstall ${component}\`.`,
+  })),
+  /** An installed component whose code is on disk declares a dependency on one being uninstalled. */
+  uninstallDependedOn: errorFactory('OUTAGELESS_ERR_UNINSTALL_DEPENDED_ON', (component: string, dependents: readonly { component: string; file: string }[]) => ({
+    message: `${component} is a dependency of ${dependents.map((d) => `${d.component} (${d.file})`).join(', ')}; nothing was changed`,
+    location: { component, file: dependents[0]?.file },
+    hint: `Uninstall ${dependents.map((d) => d.component).join(', ')} first, or remove ${component} from the dependencies in ${dependents.map((d) => d.file).join(', ')}.`,
+  })),
+  /** A foreign key of a table that stays points into a table the uninstall would drop. */
+  uninstallForeignKey: errorFactory('OUTAGELESS_ERR_UNINSTALL_FOREIGN_KEY', (component: string, references: readonly { constraint: string; table: string; owner: string | undefined; references: string }[]) => ({
+    message: `tables that stay reference tables of ${component}: ${references.map((r) => `${r.table}.${r.constraint} -> ${r.references}${r.owner ? ` (declared by ${r.owner})` : ''}`).join(', ')}; nothing was changed`,
+    location: { component, field: references[0] ? `tables.${references[0].references}` : undefined },
+    hint: `Drop those foreign keys first (an upgrade step of ${[...new Set(references.map((r) => r.owner ?? r.table))].join(', ')}), or uninstall the components that own them.`,
+  })),
+  /** The component was installed by an outageless that did not record its tables. */
+  uninstallTablesUnrecorded: errorFactory('OUTAGELESS_ERR_UNINSTALL_TABLES_UNRECORDED', (component: string, version: number) => ({
+    message: `${component} was installed by an older outageless, which did not record its tables: which to drop is unknown; nothing was changed`,
+    location: { component },
+    hint: `Put the code of ${component} at version ${version} back on disk and run \`outageless upgrade\` once (it records the tables of every installed component whose code is on disk), then remove the code and rerun \`outageless uninstall ${component}\`.`,
   })),
   usage: errorFactory('OUTAGELESS_ERR_USAGE', (problem: string) => ({ message: problem, exitCode: ExitCode.usage })),
 } as const;

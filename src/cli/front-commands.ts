@@ -1,10 +1,8 @@
 import { resolve } from 'node:path';
 import { Command } from 'commander';
 import { errors, ExitCode } from '../errors.ts';
-import { setSiteMaintenance } from '../state/flags.ts';
-import { setComponentState } from '../state/component-state.ts';
-import { discoverSite, type SiteCode } from '../component/discover.ts';
-import { waitForInFlightJobs } from '../jobs/in-flight.ts';
+import { discoverSite } from '../component/discover.ts';
+import { cliActor, runOperatorAction } from '../runtime/operator-actions.ts';
 import { output, withDatabase, withSiteOptions, type CommandResult, type SiteOptions } from './context.ts';
 
 /** `outageless maintenance enable|disable [--message <text>]`: whole-site maintenance. */
@@ -19,17 +17,21 @@ export function maintenanceCommand(run: (result: Promise<CommandResult>) => void
       .action((options: SiteOptions & { message?: string; component?: string; drainTimeout: string }) =>
         run(
           withDatabase(options, async (database) => {
+            // Whole-site maintenance never reads the code: it must work while a component is broken.
+            const context = { database, loadCode: () => discoverSite(options.root), actor: cliActor() };
             if (options.component) {
-              const component = await pausableComponent(options.root, options.component);
-              await setComponentState(database.db, component.name, 'maintenance', { reason: options.message ?? null });
-              output(options).text(`${component.name} is in maintenance: its routes answer 503, its tasks are deferred and its events queue.`);
-              // Events already being processed finish first; the pause is committed, so no new one starts.
-              await waitForInFlightJobs(database, [component.name, ...subpluginsOf(component.name, component.code)], { timeoutMs: Number(options.drainTimeout) * 1000 });
+              const component = options.component;
+              const drainSeconds = Number(options.drainTimeout);
+              if (!Number.isFinite(drainSeconds) || drainSeconds < 0) throw errors.usage(`--drain-timeout expects a number of seconds, got "${options.drainTimeout}"`);
+              await runOperatorAction(
+                { ...context, onPaused: () => output(options).text(`${component} is in maintenance: its routes answer 503, its tasks are deferred and its events queue.`) },
+                { kind: 'pause', component, reason: options.message ?? null, drainTimeoutMs: drainSeconds * 1000 },
+              );
               output(options).text('No event or task of it is running any more.');
-              output(options).json({ component: component.name, state: 'maintenance' });
+              output(options).json({ component, state: 'maintenance' });
               return ExitCode.ok;
             }
-            await setSiteMaintenance(database.db, true, options.message ?? null);
+            await runOperatorAction(context, { kind: 'maintenance-on', message: options.message ?? null });
             output(options).text(`Maintenance enabled${options.message ? `: ${options.message}` : ''}.`);
             output(options).json({ maintenance: { enabled: true, message: options.message ?? null } });
             return ExitCode.ok;
@@ -44,14 +46,14 @@ export function maintenanceCommand(run: (result: Promise<CommandResult>) => void
       .action((options: SiteOptions & { component?: string }) =>
         run(
           withDatabase(options, async (database) => {
+            const context = { database, loadCode: () => discoverSite(options.root), actor: cliActor() };
             if (options.component) {
-              const component = await pausableComponent(options.root, options.component);
-              await setComponentState(database.db, component.name, 'normal');
-              output(options).text(`${component.name} is back to normal: queued events are replayed in order and deferred tasks run once.`);
-              output(options).json({ component: component.name, state: 'normal' });
+              await runOperatorAction(context, { kind: 'resume', component: options.component });
+              output(options).text(`${options.component} is back to normal: queued events are replayed in order and deferred tasks run once.`);
+              output(options).json({ component: options.component, state: 'normal' });
               return ExitCode.ok;
             }
-            await setSiteMaintenance(database.db, false);
+            await runOperatorAction(context, { kind: 'maintenance-off' });
             output(options).text('Maintenance disabled.');
             output(options).json({ maintenance: { enabled: false, message: null } });
             return ExitCode.ok;
@@ -60,23 +62,6 @@ export function maintenanceCommand(run: (result: Promise<CommandResult>) => void
       ),
   );
   return command;
-}
-
-/** Finds `name` on disk and checks it may pause on its own. */
-async function pausableComponent(root: string, name: string): Promise<{ name: string; code: SiteCode }> {
-  const code = await discoverSite(root);
-  const component = code.components.get(name);
-  if (!component) throw errors.unknownComponent(name, [...code.components.keys()]);
-  if (component.parent) throw errors.notDisableable(name, component.versionFile, `${name} is a subplugin: it pauses with its parent ${component.parent}`);
-  if (name === 'core') throw errors.notDisableable(name, component.versionFile, 'core cannot pause on its own; use `outageless maintenance enable` for the whole site');
-  if (!component.manifest.maintenance?.disableable) {
-    throw errors.notDisableable(name, component.versionFile, `${component.versionFile} does not declare maintenance: { disableable: true }`);
-  }
-  return { name, code };
-}
-
-function subpluginsOf(name: string, code: SiteCode): string[] {
-  return [...code.components.values()].filter((c) => c.parent === name).map((c) => c.name);
 }
 
 interface ServeOptions extends SiteOptions {

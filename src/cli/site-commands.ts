@@ -1,6 +1,5 @@
 import { Command } from 'commander';
-import { cacheErrors } from '../caches/errors.ts';
-import { purgeCaches } from '../caches/purge.ts';
+import { checkOperatorAction, cliActor, runOperatorAction } from '../runtime/operator-actions.ts';
 import { discoverSite } from '../component/discover.ts';
 import { loadSchema } from '../component/files.ts';
 import { ExitCode } from '../errors.ts';
@@ -118,15 +117,13 @@ export function purgeCachesCommand(run: (result: Promise<CommandResult>) => void
 }
 
 async function purgeCachesAction(options: PurgeCachesOptions): Promise<CommandResult> {
-  const component = options.component;
-  if (component !== undefined) {
-    // Checked before the database is opened: a typo must not create a revision row.
-    const code = await discoverSite(options.root);
-    if (!code.components.has(component)) throw cacheErrors.unknownComponent(component, code.root, [...code.components.keys()]);
-  }
+  const action = { kind: 'purge-caches', component: options.component ?? null } as const;
+  // Checked before the database is opened: a typo must not create a revision row.
+  const code = action.component === null ? undefined : await discoverSite(options.root);
+  if (code) checkOperatorAction(code, action);
   return withDatabase(options, async (database) => {
     const out = output(options);
-    const result = await purgeCaches(database.db, component === undefined ? { kind: 'all' } : { kind: 'component', component });
+    const { purge: result } = await runOperatorAction({ database, loadCode: async () => code ?? discoverSite(options.root), actor: cliActor() }, action);
     if (result.kind === 'all') {
       out.text(`Caches purged (revision ${result.revision}).`);
       out.json({ purged: 'all', cacheRevision: result.revision });

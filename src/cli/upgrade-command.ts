@@ -3,7 +3,7 @@ import { purgeCaches } from '../caches/purge.ts';
 import { discoverSite } from '../component/discover.ts';
 import { errors, ExitCode } from '../errors.ts';
 import { readPlan } from '../plan/read.ts';
-import { setUiUpgradeLock } from '../state/flags.ts';
+import { cliActor, runOperatorAction } from '../runtime/operator-actions.ts';
 import { readInstalled } from '../state/installed.ts';
 import { listFronts } from '../runtime/front-registry.ts';
 import { runUpgrade } from '../upgrade/run.ts';
@@ -100,6 +100,8 @@ async function upgrade(flags: UpgradeFlags): Promise<CommandResult> {
 
   return withDatabase(flags, async (database) => {
     const code = await discoverSite(flags.root);
+    // The same action, rules and operator log as the admin console's UI lock button.
+    const uiLock = (locked: boolean) => runOperatorAction({ database, loadCode: async () => code, actor: cliActor() }, { kind: 'ui-lock', locked });
 
     if (flags.isPending || flags.isMaintenanceRequired) {
       const { plan } = await readPlan(database.db, { code });
@@ -109,12 +111,12 @@ async function upgrade(flags: UpgradeFlags): Promise<CommandResult> {
         out.json(planToJson(plan));
         return pending ? ExitCode.pendingOrMaintenance : ExitCode.ok;
       }
-      if (flags.unsetUiUpgradeLock) await setUiUpgradeLock(database.db, false);
+      if (flags.unsetUiUpgradeLock) await uiLock(false);
       let exit: CommandResult = ExitCode.ok;
       if (pending && plan.maintenanceRequired) exit = ExitCode.pendingOrMaintenance;
       else if (pending) {
         exit = ExitCode.pendingWithoutMaintenance;
-        if (flags.setUiUpgradeLock) await setUiUpgradeLock(database.db, true);
+        if (flags.setUiUpgradeLock) await uiLock(true);
       }
       out.text(formatPlan(plan));
       if (exit === ExitCode.pendingOrMaintenance) out.text(`Maintenance IS required:\n${plan.maintenanceReasons.map((r) => `  - ${r}`).join('\n')}`);
@@ -146,11 +148,11 @@ async function upgrade(flags: UpgradeFlags): Promise<CommandResult> {
         out.text(formatPlan(plan));
         const accepted = flags.nonInteractive || (await confirm(mode === 'online' ? 'Upgrade now, without maintenance?' : 'Upgrade now? The site goes into maintenance while it runs.'));
         // The UI lock is taken only once the run is going ahead, so a refused run changes nothing.
-        if (accepted && flags.setUiUpgradeLock) await setUiUpgradeLock(database.db, true);
+        if (accepted && flags.setUiUpgradeLock) await uiLock(true);
         return accepted;
       },
     });
-    if (flags.unsetUiUpgradeLock) await setUiUpgradeLock(database.db, false);
+    if (flags.unsetUiUpgradeLock) await uiLock(false);
 
     if (result.kind === 'nothing-to-do') {
       out.text(phase === 'pre' ? 'No pre step is pending: nothing to do.' : phase === 'post' ? 'No post step is owed: nothing to do.' : 'No upgrade is pending: nothing to do.');

@@ -163,6 +163,29 @@ export const stateSchema = defineSchema({
       primaryKey: ['id'],
       indexes: [{ columns: ['expires_at'] }],
     },
+    // What operators did from the admin console or the CLI (src/state/operator-log.ts): each
+    // maintenance switch, pause, resume, purge and UI lock change, done or refused.
+    outageless_admin_action: {
+      columns: {
+        id: { type: 'bigint', autoIncrement: true },
+        at: { type: 'timestamp', default: { sql: 'now()' } },
+        // web | cli
+        actor: { type: 'varchar(20)' },
+        // The hash of the admin session (outageless_admin_session.id), never the cookie's id.
+        session_id: { type: 'varchar(64)', nullable: true },
+        // The client address (web) or user@host pid (cli).
+        client: { type: 'varchar(255)', nullable: true },
+        // maintenance-on | maintenance-off | pause | resume | purge-caches | ui-lock-set | ui-lock-clear
+        action: { type: 'varchar(40)' },
+        target: { type: 'varchar(200)', nullable: true },
+        // done | refused | failed
+        outcome: { type: 'varchar(20)' },
+        error_code: { type: 'varchar(100)', nullable: true },
+        detail: { type: 'text', nullable: true },
+      },
+      primaryKey: ['id'],
+      indexes: [{ columns: ['at'] }],
+    },
     // Batched background migrations (src/migrations): the row IS the durable progress. Each
     // batch locks it FOR UPDATE SKIP LOCKED and moves the cursor in the batch's own
     // transaction, so a batch commits with its bookkeeping or not at all.
