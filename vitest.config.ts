@@ -12,6 +12,7 @@ const TIMING = ['test/upgrade/lock-queue.test.ts', 'test/migrations/engine.test.
 
 export default defineConfig({
   test: {
+    globalSetup: ['test/support/global-setup.ts'],
     testTimeout: 120_000,
     hookTimeout: 60_000,
     pool: 'forks',

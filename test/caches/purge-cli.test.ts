@@ -12,7 +12,7 @@ import { openDatabase } from '../../src/database/open.ts';
 import { readCacheRevisions } from '../../src/state/cache-revisions.ts';
 import { readFlags } from '../../src/state/flags.ts';
 import { cli, createSiteDir, type SiteDir } from '../support/sites.ts';
-import { createScratchDatabase, postgresAvailable, type ScratchDatabase } from '../support/databases.ts';
+import { createScratchDatabase, embeddedDatabaseUrl, postgresAvailable, type ScratchDatabase } from '../support/databases.ts';
 
 /**
  * mod_assign of release 2 plus `extra` new steps (each adds a nullable column: outage none)
@@ -85,7 +85,7 @@ function purgeSuite(kind: 'postgres' | 'pglite') {
       database = scratch.url;
     } else {
       embeddedDir = await mkdtemp(join(tmpdir(), 'outageless-caches-'));
-      database = `pglite://${join(embeddedDir, 'db')}`;
+      database = await embeddedDatabaseUrl(join(embeddedDir, 'db'));
     }
     const install = await run(['upgrade', '--non-interactive']);
     expect(install.code, install.stderr).toBe(0);

@@ -10,7 +10,7 @@ import { openDatabase } from '../../src/database/open.ts';
 import { introspectSchema } from '../../src/schema/introspect.ts';
 import { isStateTable } from '../../src/state/tables.ts';
 import { cli, createSiteDir, type SiteDir } from '../support/sites.ts';
-import { createScratchDatabase, postgresAvailable, type ScratchDatabase } from '../support/databases.ts';
+import { createScratchDatabase, embeddedDatabaseUrl, postgresAvailable, type ScratchDatabase } from '../support/databases.ts';
 
 async function introspect(url: string) {
   const database = await openDatabase(url);
@@ -36,7 +36,7 @@ function equality(kind: 'postgres' | 'pglite') {
     }
     const dir = await mkdtemp(join(tmpdir(), `outageless-${label}-`));
     cleanups.push(() => rm(dir, { recursive: true, force: true }));
-    return `pglite://${join(dir, 'db')}`;
+    return embeddedDatabaseUrl(join(dir, 'db'));
   }
 
   const upgrade = (site: SiteDir, url: string) => cli(['upgrade', '--non-interactive', '--root', site.root, '--database', url]);

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { cli, createSiteDir, type SiteDir } from '../support/sites.ts';
-import { createScratchDatabase, postgresAvailable, type ScratchDatabase } from '../support/databases.ts';
+import { createScratchDatabase, embeddedDatabaseUrl, postgresAvailable, type ScratchDatabase } from '../support/databases.ts';
 
 const bumpVersion = (by: number) => (text: string) => text.replace(/version: (\d{10})/, (_, v: string) => `version: ${Number(v) + by}`);
 
@@ -28,7 +28,7 @@ function mdlPlan(kind: 'postgres' | 'pglite') {
       database = scratch.url;
     } else {
       embeddedDir = await mkdtemp(join(tmpdir(), 'outageless-mdl-'));
-      database = `pglite://${join(embeddedDir, 'db')}`;
+      database = await embeddedDatabaseUrl(join(embeddedDir, 'db'));
     }
     // Pre-requisite: a clean install sets the initial component hash state.
     const install = await run(['upgrade', '--non-interactive']);

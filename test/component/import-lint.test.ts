@@ -19,6 +19,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { discoverSite } from '../../src/component/discover.ts';
 import { lintStepImports, type StepImportFinding } from '../../src/component/import-lint.ts';
 import { cli, createSiteDir, REPO, type CliResult, type SiteDir } from '../support/sites.ts';
+import { embeddedDatabaseUrl } from '../support/databases.ts';
 
 const ASSIGN_UPGRADE = 'plugins/mod/assign/db/upgrade.ts';
 const ASSIGN_HELPERS = 'plugins/mod/assign/db/helpers.ts';
@@ -102,7 +103,7 @@ describe('outageless lint and the plan refuse plugin code in upgrade steps (PGli
     // kysely is hoisted next to outageless in an installed app; the working copy links both.
     await symlink(join(REPO, 'node_modules', 'kysely'), join(site.root, 'node_modules', 'kysely'), 'dir');
     parent = await mkdtemp(join(tmpdir(), 'outageless-import-lint-'));
-    url = `pglite://${join(parent, 'db')}`;
+    url = await embeddedDatabaseUrl(join(parent, 'db'));
     const install = await upgrade();
     expect(install.code, show(install)).toBe(0);
     await site.deploy(4);

@@ -5,6 +5,8 @@
  */
 import pg from 'pg';
 import { randomBytes } from 'node:crypto';
+import { cp } from 'node:fs/promises';
+import { inject } from 'vitest';
 
 export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL ?? '';
 
@@ -66,4 +68,16 @@ export async function createScratchDatabase(label: string): Promise<ScratchDatab
         await client.query(`drop database if exists "${name}" with (force)`);
       }).then(() => undefined),
   };
+}
+
+/**
+ * A `pglite://` URL for a new embedded database at `dir` (which must not exist yet): a copy of
+ * the run's initialised template, so the first open skips initdb. What the CLI then does to it
+ * is exactly what it does to a database it created itself; test/database/embedded-claim.test.ts
+ * and the fresh-dir cases that are the point keep letting the CLI create theirs.
+ */
+export async function embeddedDatabaseUrl(dir: string): Promise<string> {
+  const template = inject('pgliteTemplate');
+  await cp(template, dir, { recursive: true, errorOnExist: true, force: false });
+  return `pglite://${dir}`;
 }

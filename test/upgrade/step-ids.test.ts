@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openDatabase } from '../../src/database/open.ts';
 import { cli, createSiteDir, type SiteDir } from '../support/sites.ts';
-import { createScratchDatabase, postgresAvailable, type ScratchDatabase } from '../support/databases.ts';
+import { createScratchDatabase, embeddedDatabaseUrl, postgresAvailable, type ScratchDatabase } from '../support/databases.ts';
 
 const V0 = 2026010100; // first install: no steps
 const V1 = 2026010101; // branch A (the stable branch) ships fix_x
@@ -73,7 +73,7 @@ function stepIds(kind: 'postgres' | 'pglite') {
       database = scratch.url;
     } else {
       embeddedDir = await mkdtemp(join(tmpdir(), 'outageless-step-ids-'));
-      database = `pglite://${join(embeddedDir, 'db')}`;
+      database = await embeddedDatabaseUrl(join(embeddedDir, 'db'));
     }
   });
   afterAll(async () => {
