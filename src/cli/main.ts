@@ -13,6 +13,7 @@ import { backgroundCommand } from './background-command.ts';
 import { manualCommand } from './manual-command.ts';
 import { checkCommand } from './check-command.ts';
 import { dataCommand } from './data-command.ts';
+import { uninstallCommand } from './uninstall-command.ts';
 
 function packageVersion(): string {
   const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -55,6 +56,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     .addCommand(checkCommand(run))
     .addCommand(dataCommand(run))
     .addCommand(rehearseCommand(run))
+    .addCommand(uninstallCommand(run))
     .addCommand(workerCommand(run));
   // addCommand() copies no settings to a subcommand, so without this a bad flag on `upgrade`
   // would make commander print its message and call process.exit(1) itself.

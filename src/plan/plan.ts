@@ -211,7 +211,7 @@ function missingItem(row: InstalledComponent): PlanItem {
     codeIncrement: row.codeIncrement ?? undefined,
     maturity: 'stable',
     outage: 'none',
-    reasons: [`installed at ${row.version} but missing from disk: its tables and data are kept; restore its code or uninstall it`],
+    reasons: [`installed at ${row.version} but missing from disk: its tables and data are kept; restore its code, or drop them with \`outageless uninstall ${row.component}\``],
     steps: [],
     changedFiles: [],
     purgeCaches: 'none',

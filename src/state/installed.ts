@@ -68,7 +68,8 @@ export async function writeSavepoint(db: Kysely<any>, component: string, version
   await db.updateTable('outageless_component').set({ version, updated_at: new Date() }).where('component', '=', component).execute();
 }
 
-export type LogStatus = 'installed' | 'applied' | 'skipped' | 'failed' | 'upgraded';
+/** `uninstalled`: `outageless uninstall` dropped the component (its earlier rows stay as history). */
+export type LogStatus = 'installed' | 'applied' | 'skipped' | 'failed' | 'upgraded' | 'uninstalled';
 
 export interface LogEntry {
   readonly runId: string;
@@ -121,12 +122,19 @@ export async function readLog(db: Kysely<any>): Promise<LogRow[]> {
   }));
 }
 
-/** Every applied step id, per component, in one query (planning needs all of them). */
+/**
+ * Every applied step id, per component, in one query (planning needs all of them). Steps
+ * applied before a component's uninstall do not count: a reinstall starts it from scratch.
+ */
 export async function readAppliedSteps(db: Kysely<any>): Promise<ReadonlyMap<string, ReadonlySet<string>>> {
   const applied = new Map<string, Set<string>>();
   if (!(await stateTablesExist(db))) return applied;
-  const rows = await db.selectFrom('outageless_upgrade_log').select(['component', 'step_id']).where('status', '=', 'applied').execute();
+  const rows = await db.selectFrom('outageless_upgrade_log').select(['component', 'step_id', 'status']).where('status', 'in', ['applied', 'uninstalled']).orderBy('id').execute();
   for (const row of rows) {
+    if (row.status === 'uninstalled') {
+      applied.delete(row.component);
+      continue;
+    }
     let ids = applied.get(row.component);
     if (!ids) applied.set(row.component, (ids = new Set()));
     ids.add(row.step_id);

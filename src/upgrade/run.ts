@@ -31,7 +31,8 @@ import { assertFormatRules, recordInstalledFormats } from '../migrations/formats
 import { clearOwedStep, recordOwedSteps } from '../state/owed-steps.ts';
 import { clearOwedManual, recordOwedManual } from '../migrations/manual.ts';
 import { purgePlannedCaches } from '../caches/purge.ts';
-import { appendLog, writeInstalled, writeSavepoint } from '../state/installed.ts';
+import { appendLog, readInstalled, writeInstalled, writeSavepoint } from '../state/installed.ts';
+import { recordComponentSchema, recordMissingComponentSchemas } from '../state/component-schema.ts';
 import { ensureStateTables, isStateTable } from '../state/tables.ts';
 import { readComponentStates, reclaimStalePauses, setComponentState } from '../state/component-state.ts';
 
@@ -167,6 +168,8 @@ export async function runUpgrade(options: UpgradeOptions): Promise<UpgradeResult
   if (nothingToDo(preview)) {
     // A run killed during its last commit leaves nothing pending, but may leave its pauses.
     await reclaimStalePauses(database.db, database.upgradeLock);
+    // A site installed by an older outageless gains the table records `uninstall` needs.
+    await recordMissingComponentSchemas(database.db, code, await readInstalled(database.db));
     return { kind: 'nothing-to-do', plan: preview };
   }
   assertRunnable(preview, mode, phase, options.allowUnstable ?? false);
@@ -213,6 +216,7 @@ export async function runUpgrade(options: UpgradeOptions): Promise<UpgradeResult
 
     const runId = held.runId;
     await ensureStateTables(database.db);
+    await recordMissingComponentSchemas(database.db, code, await readInstalled(database.db));
     // Pauses of a run that died are ours now: a component it left half-upgraded stays paused
     // until this run has finished with it, and is returned to normal at the end either way.
     await reclaimStalePauses(database.db, database.upgradeLock, runId);
@@ -486,6 +490,8 @@ async function runComponent(run: RunContext, item: PlanItem): Promise<void> {
   // then look like an unvouched db/ change).
   const finish = async (trx: Kysely<any>, status: 'installed' | 'upgraded') => {
     await writeInstalled(trx, record);
+    // The tables `outageless uninstall` drops once this code is gone: what db/schema.ts declares now.
+    await recordComponentSchema(trx, { component: component.name, parent: component.parent ?? null, tables: Object.keys((await loadSchema(code, component)).tables) });
     await recordInstalledFormats(trx, code, component);
     await appendLog(trx, { runId, component: component.name, stepId: null, version: target, status, outage: item.action === 'install' ? 'none' : item.outage, startedAt, durationMs: performance.now() - started });
     await run.lock.verify(trx);
