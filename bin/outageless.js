@@ -11,5 +11,15 @@ process.stdout.on('error', (error) => {
   throw error;
 });
 
-const { main } = await import('../dist/cli/main.js');
-process.exitCode = await main(process.argv.slice(2));
+// Before the CLI loads: on an older Node the first sign would be "Unknown file extension .ts"
+// from the site's first component file, which says nothing about the Node version.
+const { checkNodeVersion } = await import('../dist/cli/node-version.js');
+const tooOld = checkNodeVersion(process.versions.node);
+if (tooOld) {
+  if (process.argv.includes('--json')) process.stdout.write(`${JSON.stringify({ error: tooOld.toJSON() }, null, 2)}\n`);
+  process.stderr.write(`${tooOld.describe()}\n`);
+  process.exitCode = tooOld.exitCode;
+} else {
+  const { main } = await import('../dist/cli/main.js');
+  process.exitCode = await main(process.argv.slice(2));
+}

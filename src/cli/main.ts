@@ -13,6 +13,7 @@ import { backgroundCommand } from './background-command.ts';
 import { manualCommand } from './manual-command.ts';
 import { checkCommand } from './check-command.ts';
 import { dataCommand } from './data-command.ts';
+import { initCommand } from './init-command.ts';
 import { uninstallCommand } from './uninstall-command.ts';
 
 function packageVersion(): string {
@@ -44,6 +45,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     .version(packageVersion(), '-V, --version')
     .exitOverride()
     .configureOutput({ writeErr: (text) => process.stderr.write(text) })
+    .addCommand(initCommand(run))
     .addCommand(upgradeCommand(run))
     .addCommand(statusCommand(run))
     .addCommand(checkSchemaCommand(run))

@@ -1,6 +1,7 @@
 import { pathToFileURL } from 'node:url';
-import { stat } from 'node:fs/promises';
-import { errors, isOutagelessError } from '../errors.ts';
+import { readFile, stat } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { errors, isOutagelessError, noteCommonjsPackage } from '../errors.ts';
 import { finishesLoading } from './import-check.ts';
 
 /** How long one import, or one `metadata()` call, may take before it is reported. */
@@ -75,7 +76,33 @@ async function importWithLimit(file: string, component: string | undefined, prec
     return await withTimeLimit(import(url) as Promise<Record<string, unknown>>, limit, () => errors.loadTimeout(file, limit, component));
   } catch (error) {
     if (isOutagelessError(error, errors.loadTimeout.code)) throw error;
+    await noteModuleType(file, error);
     throw errors.loadFailed(file, error, component);
+  }
+}
+
+/**
+ * A syntax error in a file under a package.json that says `"type": "commonjs"` is, in a
+ * component file, that type's doing: Node parsed ES module syntax as CommonJS. Noted on the
+ * cause, so the error's fix says to set `"type": "module"` instead of blaming the TypeScript.
+ * The nearest package.json decides, as it does for Node.
+ */
+async function noteModuleType(file: string, error: unknown): Promise<void> {
+  if (!(error instanceof SyntaxError)) return;
+  for (let dir = dirname(resolve(file)); ; dir = dirname(dir)) {
+    const manifest = join(dir, 'package.json');
+    const text = await readFile(manifest, 'utf8').catch(() => undefined);
+    if (text !== undefined) {
+      let type: unknown;
+      try {
+        type = (JSON.parse(text) as { type?: unknown }).type;
+      } catch {
+        return;
+      }
+      if (type === 'commonjs') noteCommonjsPackage(error, manifest);
+      return;
+    }
+    if (dirname(dir) === dir) return;
   }
 }
 
