@@ -15,8 +15,11 @@ import { backgroundProgress, describeRange, formatDuration } from '../runtime/ba
 import { checkToJson, readChecks, runManualAction, type OwedCheck } from '../migrations/manual.ts';
 import { parseMigrationName } from '../migrations/store.ts';
 import { clientAddress, type AdminSession, type LiveAdminSession } from './admin-session.ts';
-import { html, page, type SafeHtml } from './html.ts';
+import { html, page, timeTag, type SafeHtml } from './html.ts';
 import { adminUpgradeRoutes } from './admin-upgrade.ts';
+import { adminActionRoutes } from './admin-actions.ts';
+import { componentsSection, frontName, pendingUpgradeBanner, recentActionsSection, registerDashboardAssets, siteActionsSection } from './admin-dashboard.ts';
+import { readOperatorLog } from '../state/operator-log.ts';
 import { sendUnavailable, wantsJson } from './unavailable.ts';
 
 /**
@@ -123,15 +126,15 @@ function flagsTable(state: SiteState): SafeHtml {
   const { flags, upgrade } = state;
   return html`<table id="site-flags"><tbody>
     <tr><th>Maintenance</th><td>${flags.maintenance.enabled ? `on${flags.maintenance.message ? `: ${flags.maintenance.message}` : ''}` : 'off'}</td></tr>
-    <tr><th>Upgrade running</th><td>${upgrade ? `yes, ${upgrade.mode} mode (host ${upgrade.host}, pid ${upgrade.pid}, since ${upgrade.since.toISOString()})` : 'no'}</td></tr>
+    <tr><th>Upgrade running</th><td>${upgrade ? html`yes, ${upgrade.mode} mode (host ${upgrade.host}, pid ${upgrade.pid}, since ${timeTag(upgrade.since)})` : 'no'}</td></tr>
     <tr><th>UI upgrade lock</th><td>${flags.uiUpgradeLock ? 'set: upgrades are run from the command line' : 'not set'}</td></tr>
   </tbody></table>`;
 }
 
 function frontsTable(fronts: readonly FrontRecord[], self: string): SafeHtml {
   return html`<table id="fronts"><thead><tr><th>Front</th><th>Started</th><th>Last seen</th><th>Code versus database</th><th>Code increments</th></tr></thead><tbody>
-    ${fronts.map((front) => html`<tr><td>${front.host} pid ${front.pid}${front.url ? ` (${front.url})` : ''}${front.id === self ? ' — this front' : ''}</td>
-      <td>${front.startedAt.toISOString()}</td><td>${front.lastSeen.toISOString()}</td>
+    ${fronts.map((front) => html`<tr data-front="${front.id}"><td>${frontName(front)}${front.id === self ? ' — this front' : ''}</td>
+      <td>${timeTag(front.startedAt)}</td><td>${timeTag(front.lastSeen)}</td>
       <td>${front.relation}${front.differences.length > 0 ? html`<ul class="reasons">${front.differences.map((d) => html`<li>${d.component}: code ${d.code ?? '—'}, database ${d.installed ?? '—'}</li>`)}</ul>` : ''}</td>
       <td>${Object.entries(front.components).filter(([, c]) => c.codeIncrement).map(([name, c]) => `${name} ${c.codeIncrement}`).join(', ') || '—'}</td></tr>`)}
   </tbody></table>`;
@@ -162,7 +165,7 @@ function checksNotice(checks: readonly OwedCheck[] | undefined, token: string, u
   if (checks === undefined) return html`<div class="notice error" id="owed-checks">What the site owes could not be read from the site database.</div>`;
   if (checks.length === 0) return html``;
   return html`<div class="notice warn" id="owed-checks"><p>The site owes ${checks.length} item(s) after its upgrades:</p><ul>
-    ${checks.map((check) => html`<li data-owed="${check.name}" data-kind="${check.kind}"><strong>${check.name}</strong> (${check.kind}, since ${check.since.toISOString()}): ${check.detail}. <code>${check.command}</code>
+    ${checks.map((check) => html`<li data-owed="${check.name}" data-kind="${check.kind}"><strong>${check.name}</strong> (${check.kind}, since ${timeTag(check.since)}): ${check.detail}. <code>${check.command}</code>
       ${check.kind === 'manual' && !uiLocked ? html`<form method="post" action="/admin/manual/run" class="run-manual"><input type="hidden" name="_csrf" value="${token}"><input type="hidden" name="action" value="${check.name}"><button class="primary" type="submit">Run now</button></form>` : ''}</li>`)}
   </ul>${uiLocked && checks.some((check) => check.kind === 'manual') ? html`<p>The UI upgrade lock is set: run manual actions from the command line.</p>` : ''}</div>`;
 }
@@ -272,6 +275,9 @@ export async function adminRoutes(app: FastifyInstance, options: AdminOptions): 
 
   // The upgrade page, its confirmation and live progress live in their own module.
   const upgrades = await adminUpgradeRoutes(app, { front, requireAdmin, csrfCheck, csrfToken, flagsTable, frontsSection: async () => frontsTable(await fronts(), front.id) });
+  // The dashboard's buttons (maintenance, pause/resume, purges, UI lock) and its local-time script.
+  await adminActionRoutes(app, { front, requireAdmin, csrfCheck, trustProxy });
+  registerDashboardAssets(app);
 
   // Site administration (Moodle's admin/index.php): prompts for a pending upgrade unless the
   // UI lock says the command line owns it.
@@ -283,12 +289,14 @@ export async function adminRoutes(app: FastifyInstance, options: AdminOptions): 
     const token = csrfToken(request, reply);
     const components = [...front.code.components.values()].filter((c) => c.name !== 'core');
     return reply.type('text/html; charset=utf-8').send(page('Site administration', html`
-      <nav id="admin-nav"><a href="/">Home</a>${components.map((c) => html`<a href="/${c.name}/">${c.name}</a>`)}<a href="/admin/upgrade">Upgrade status</a></nav>
-      ${state.flags.uiUpgradeLock && front.view().pending ? html`<div class="notice info">Code on this server is ahead of the database; the upgrade is managed from the command line (UI upgrade lock set).</div>` : ''}
+      <nav id="admin-nav"><a href="/">Home</a>${components.map((c) => html`<a href="/${c.name}/">${c.name}</a>`)}<a href="/admin/upgrade">Upgrade status</a><a href="/admin/history">History</a></nav>
+      ${state.flags.uiUpgradeLock && front.view().pending ? pendingUpgradeBanner(front.plan(), 'ui-locked-pending', 'Code on this server is ahead of the database; the upgrade is managed from the command line (UI upgrade lock set).') : ''}
       ${checksNotice(await readChecks(front.database.db).catch((error: unknown) => void request.log.warn({ err: error }, 'outageless: owed checks unreadable')), token, state.flags.uiUpgradeLock)}
-      <h2>Site</h2>${flagsTable(state)}
+      <h2>Site</h2>${flagsTable(state)}${siteActionsSection(state, token)}
+      <h2>Components</h2>${componentsSection(front, state, token)}
       <h2>Background migrations</h2>${backgroundTable(await readBackgroundMigrations(front.database.db).catch((error: unknown) => void request.log.warn({ err: error }, 'outageless: background migrations unreadable')))}
-      <h2>Fronts</h2>${frontsTable(await fronts(), front.id)}`, { admin: true, csrfToken: token }));
+      <h2>Fronts</h2>${frontsTable(await fronts(), front.id)}
+      <h2>Recent actions</h2>${recentActionsSection(await readOperatorLog(front.database.db).catch((error: unknown) => void request.log.warn({ err: error }, 'outageless: operator log unreadable')))}`, { admin: true, csrfToken: token }));
   });
 
   // The check API for monitors and scripts: the same list as `outageless check --json`.

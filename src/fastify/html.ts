@@ -41,13 +41,38 @@ const STYLE = `
   .class-none { color: #1e7e34; } .class-component { color: #b35c00; } .class-site { color: #b02a37; font-weight: 600; }
   .notice { padding: .8rem 1rem; border-radius: .3rem; margin: 1rem 0; }
   .notice.info { background: #d1ecf1; } .notice.warn { background: #fff3cd; } .notice.error { background: #f8d7da; }
+  .notice.needs-maintenance { background: #f8d7da; border-left: .4rem solid #b02a37; color: #58151c; }
+  .notice.no-maintenance { background: #d1e7dd; border-left: .4rem solid #1e7e34; color: #0a3622; }
+  .state-normal { color: #1e7e34; } .state-paused { color: #b02a37; font-weight: 600; } .state-post-install { color: #b35c00; font-weight: 600; }
+  .outcome-done { color: #1e7e34; } .outcome-refused { color: #b35c00; font-weight: 600; } .outcome-failed { color: #b02a37; font-weight: 600; }
+  form.inline { display: inline-block; margin: 0 .4rem .4rem 0; }
+  form.inline button { padding: .3rem .7rem; font-size: .9rem; cursor: pointer; }
+  .actions-row { margin: .5rem 0 1rem; }
   button.primary { background: #0f47ad; color: #fff; border: 0; padding: .6rem 1.2rem; border-radius: .3rem; font-size: 1rem; cursor: pointer; }
   ul.reasons { margin: 0; padding-left: 1.1rem; }
   pre.progress { background: #212529; color: #f8f9fa; padding: 1rem; max-height: 24rem; overflow: auto; }
   nav a { margin-right: 1rem; }
 `;
 
-/** A complete page with the site header. */
+/** The script that shows every `<time>` of an admin page in local time with its age (served by admin-dashboard.ts). */
+export const LOCAL_TIME_SCRIPT = '/admin/assets/local-time.js';
+
+/**
+ * A moment for a page: `<time datetime="ISO">2026-12-02 05:56:13 UTC</time>`. The UTC text is
+ * what a reader without scripts sees; on admin pages the local-time script rewrites it to local
+ * time and "3 min ago".
+ *
+ * @example
+ * ```ts
+ * html`<td>${timeTag(front.lastSeen)}</td>`
+ * ```
+ */
+export function timeTag(date: Date): SafeHtml {
+  const iso = date.toISOString();
+  return html`<time datetime="${iso}">${iso.slice(0, 19).replace('T', ' ')} UTC</time>`;
+}
+
+/** A complete page with the site header; admin pages also load the local-time script. */
 export function page(title: string, body: SafeHtml, options: { admin?: boolean; csrfToken?: string } = {}): string {
   const logout = options.admin && options.csrfToken
     ? html`<form method="post" action="/admin/logout" style="margin:0"><input type="hidden" name="_csrf" value="${options.csrfToken}"><button type="submit" style="background:none;border:0;cursor:pointer">Log out</button></form>`
@@ -55,5 +80,5 @@ export function page(title: string, body: SafeHtml, options: { admin?: boolean; 
   return html`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${title}</title><style>${raw(STYLE)}</style></head>
-<body><header><strong>${title}</strong>${logout}</header><main>${body}</main></body></html>`.__html;
+<body><header><strong>${title}</strong>${logout}</header><main>${body}</main>${options.admin ? raw(`<script src="${LOCAL_TIME_SCRIPT}" defer></script>`) : ''}</body></html>`.__html;
 }
