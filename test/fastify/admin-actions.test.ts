@@ -41,7 +41,10 @@ let clients = 0;
 class Client {
   readonly cookies = new Map<string, string>();
   readonly address = `10.20.0.${++clients}`;
-  constructor(readonly app: FastifyInstance) {}
+  readonly app: FastifyInstance;
+  constructor(app: FastifyInstance) {
+    this.app = app;
+  }
 
   async request(method: 'GET' | 'POST', url: string, form?: Record<string, string>, accept = 'text/html'): Promise<Response> {
     const headers: Record<string, string> = { accept };
@@ -248,7 +251,7 @@ describe.skipIf(!postgresAvailable)('admin console actions (PostgreSQL)', () => 
     expect((await flags()).maintenance).toEqual({ enabled: false, message: null });
     expect((await app.inject('/mod_assign/')).statusCode).toBe(200);
 
-    for (const form of [{ enabled: 'maybe' }, { enabled: 'on', message: 'x'.repeat(501) }]) {
+    for (const form of [{ enabled: 'maybe' }, { enabled: 'on', message: 'x'.repeat(501) }] as Record<string, string>[]) {
       const bad = await admin.act('maintenance', form);
       expect(bad.statusCode).toBe(400);
       expect(bad.body).toContain('data-code="OUTAGELESS_ERR_USAGE"');
