@@ -1,15 +1,8 @@
 import { Command } from 'commander';
-import { purgeCaches } from '../caches/purge.ts';
 import { discoverSite } from '../component/discover.ts';
 import { errors, ExitCode } from '../errors.ts';
 import { readPlan } from '../plan/read.ts';
 import { cliActor, runOperatorAction } from '../runtime/operator-actions.ts';
-import { readInstalled } from '../state/installed.ts';
-import { listFronts } from '../runtime/front-registry.ts';
-import { runUpgrade } from '../upgrade/run.ts';
-import { describeUpgradeEvent } from '../upgrade/describe-event.ts';
-import { confirm } from './confirm.ts';
-import { waitForInFlightJobs } from '../jobs/in-flight.ts';
 import { output, withDatabase, withSiteOptions, type CommandResult, type SiteOptions } from './context.ts';
 import { formatPlan, planToJson, purgeCommands } from './format.ts';
 
@@ -129,6 +122,17 @@ async function upgrade(flags: UpgradeFlags): Promise<CommandResult> {
       return exit;
     }
 
+    // Only a real run needs the runner, the front registry, the job queue and the prompt:
+    // `--is-pending` on every deploy should not pay for loading them.
+    const [{ runUpgrade }, { purgeCaches }, { readInstalled }, { listFronts }, { describeUpgradeEvent }, { confirm }, { waitForInFlightJobs }] = await Promise.all([
+      import('../upgrade/run.ts'),
+      import('../caches/purge.ts'),
+      import('../state/installed.ts'),
+      import('../runtime/front-registry.ts'),
+      import('../upgrade/describe-event.ts'),
+      import('./confirm.ts'),
+      import('../jobs/in-flight.ts'),
+    ]);
     const mode = flags.maintenance && flags.outage ? 'maintenance' : 'online';
     const result = await runUpgrade({
       database,
@@ -141,6 +145,8 @@ async function upgrade(flags: UpgradeFlags): Promise<CommandResult> {
       ...(lockTimeoutMs === undefined ? {} : { lockTimeoutMs }),
       ...(lockWaitSeconds === undefined ? {} : { lockWaitMs: lockWaitSeconds * 1000 }),
       allowUnstable: flags.allowUnstable ?? false,
+      // Named in the run's history row and in the admin banner of every front while it runs.
+      startedBy: 'cli',
       // A paused component's events already being processed finish before its steps run.
       drainComponent: (component) => waitForInFlightJobs(database, [component, ...[...code.components.values()].filter((c) => c.parent === component).map((c) => c.name)], { timeoutMs: 60_000 }),
       onEvent: (event) => out.text(describeUpgradeEvent(event)),
