@@ -45,6 +45,11 @@ function loadFailedHint(cause: unknown): string {
   }
   const { code, message } = (cause ?? {}) as { code?: unknown; message?: unknown };
   if (code === 'ERR_UNKNOWN_FILE_EXTENSION' && String(message).includes('".ts"')) {
+    // Type stripping is on by default from Node 22.18 and 23.6; before that it takes a flag.
+    const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
+    if (major > 23 || (major === 23 && minor >= 6) || (major === 22 && minor >= 18)) {
+      return `This Node.js (${process.version}) runs with TypeScript type stripping turned off, so it cannot load .ts files: remove --no-experimental-strip-types from its command line or NODE_OPTIONS.`;
+    }
     return `This Node.js (${process.version}) does not strip TypeScript types, so it cannot load .ts files: run outageless on Node.js 24 (or 22.18 or later), or start Node 22.12–22.17 with --experimental-strip-types.`;
   }
   return 'Fix the file so Node can import it: erasable TypeScript only, with .ts suffixes on relative imports.';
