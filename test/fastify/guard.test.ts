@@ -154,6 +154,15 @@ function csrfToken(body: string): string {
   return match[1]!;
 }
 
+/** "Upgrade now" leads to the confirmation page; its confirm button posts the plan it showed. */
+async function confirmUpgrade(admin: Client) {
+  const confirm = await admin.get('/admin/upgrade/confirm');
+  expect(confirm.statusCode, confirm.body).toBe(200);
+  const plan = /name="plan" value="([^"]+)"/.exec(confirm.body)?.[1];
+  expect(plan).toBeDefined();
+  return admin.post('/admin/upgrade', { _csrf: csrfToken(confirm.body), plan: plan! });
+}
+
 async function expectServed(client: Client, url: string): Promise<void> {
   const response = await client.json(url);
   expect(response.statusCode, `${url} answered ${response.statusCode}: ${response.body}`).toBe(200);
@@ -513,7 +522,12 @@ describe('the guard on the embedded database', () => {
       expect(page.body).toContain('id="upgrade-prompt"');
       expect(page.body).toContain('It needs maintenance');
       expect(page.body).toMatch(/<button[^>]*id="upgrade-now"[^>]*>Upgrade now<\/button>/);
-      expect(page.body).toMatch(/<form method="post" action="\/admin\/upgrade"[^>]*><input type="hidden" name="_csrf" value="[^"]+">/);
+      // "Upgrade now" only leads to the confirmation page, which holds the CSRF-protected POST.
+      expect(page.body).toMatch(/<form method="get" action="\/admin\/upgrade\/confirm"[^>]*><button[^>]*id="upgrade-now"/);
+      const confirm = await admin.get('/admin/upgrade/confirm');
+      expect(confirm.statusCode).toBe(200);
+      expect(confirm.body).toMatch(/id="upgrade-mode" data-mode="maintenance">Outage class <strong>site<\/strong>/);
+      expect(confirm.body).toMatch(/<form method="post" action="\/admin\/upgrade" id="confirm-form">\s*<input type="hidden" name="_csrf" value="[^"]+"><input type="hidden" name="plan" value="[0-9a-f]{32}">/);
 
       const quiz = planRow(page.body, 'mod_quiz');
       expect(quiz).toContain('class="class-site"');
@@ -560,7 +574,8 @@ describe('the guard on the embedded database', () => {
       const refused = await admin.post('/admin/upgrade', { _csrf: csrfToken(page.body) });
       expect(refused.statusCode).toBe(409);
       expect((await readInstalled(database.db))?.get('mod_quiz')?.version).toBe(2026010100);
-      expect((await admin.json('/admin/upgrade/progress')).json()).toMatchObject({ running: false, outcome: null });
+      // The last run shown is still the install, not a web run.
+      expect((await admin.json('/admin/upgrade/progress')).json()).toMatchObject({ running: false, run: { startedBy: 'api' } });
 
       // Clearing the lock brings the guard and the prompt back.
       await setUiUpgradeLock(database.db, false);
@@ -586,11 +601,11 @@ describe('the guard on the embedded database', () => {
       await expectUnavailable(visitor, '/mod_quiz/', 'OUTAGELESS_UPGRADE_PENDING');
       const page = await admin.get('/admin/upgrade');
       expect(page.body).toContain('id="upgrade-now"');
-      expect((await admin.json('/admin/upgrade/progress')).json()).toEqual({ running: false, outcome: null, error: null, lines: [] });
+      expect((await admin.json('/admin/upgrade/progress')).json()).toMatchObject({ running: false, run: { startedBy: 'api' } });
 
-      const started = await admin.post('/admin/upgrade', { _csrf: csrfToken(page.body) });
+      const started = await confirmUpgrade(admin);
       expect(started.statusCode, started.body).toBe(303);
-      expect(started.headers.location).toBe('/admin/upgrade');
+      expect(started.headers.location).toMatch(/^\/admin\/upgrade\?run=[0-9a-f-]{36}$/);
 
       const progress = await pollProgress(admin);
       expect(progress.error).toBeNull();
@@ -798,8 +813,7 @@ describe.skipIf(!postgresAvailable)('fronts on PostgreSQL follow the state throu
   });
 
   it('web upgrade from the release 3 front: it then serves everything, and the release 2 front drains', async () => {
-    const page = await aheadAdmin.get('/admin/upgrade');
-    const started = await aheadAdmin.post('/admin/upgrade', { _csrf: csrfToken(page.body) });
+    const started = await confirmUpgrade(aheadAdmin);
     expect(started.statusCode, started.body).toBe(303);
     const progress = await pollProgress(aheadAdmin);
     expect(progress.error).toBeNull();
