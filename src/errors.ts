@@ -436,6 +436,12 @@ export const errors = {
     location: { component, field: references[0] ? `tables.${references[0].references}` : undefined },
     hint: `Drop those foreign keys first (an upgrade step of ${[...new Set(references.map((r) => r.owner ?? r.table))].join(', ')}), or uninstall the components that own them.`,
   })),
+  /** A live front still runs the component's code (it started before the code was removed). */
+  uninstallFrontRunsIt: errorFactory('OUTAGELESS_ERR_UNINSTALL_FRONT_RUNS_IT', (component: string, fronts: readonly { host: string; pid: number; url: string | null }[]) => ({
+    message: `${fronts.length} live front(s) still run the code of ${component}: ${fronts.map((f) => `${f.host} pid ${f.pid}${f.url ? ` ${f.url}` : ''}`).join(', ')}; dropping its tables would break their requests; nothing was changed`,
+    location: { component },
+    hint: `Restart those fronts on the code without ${component} (\`outageless status\` lists the fronts), then rerun \`outageless uninstall ${component}\`.`,
+  })),
   /** The component was installed by an outageless that did not record its tables. */
   uninstallTablesUnrecorded: errorFactory('OUTAGELESS_ERR_UNINSTALL_TABLES_UNRECORDED', (component: string, version: number) => ({
     message: `${component} was installed by an older outageless, which did not record its tables: which to drop is unknown; nothing was changed`,

@@ -8,7 +8,8 @@ import { errors, isOutagelessError } from '../errors.ts';
 import { DEAD_EVENT_QUEUE, eventQueue, JOBS_SCHEMA, taskQueuePrefix } from '../jobs/names.ts';
 import { readComponentSchemas, type RecordedSchema } from '../state/component-schema.ts';
 import { appendLog, readInstalled, type InstalledComponent } from '../state/installed.ts';
-import { ensureStateTables } from '../state/tables.ts';
+import { ensureStateTables, tableExists } from '../state/tables.ts';
+import { DEFAULT_HEARTBEAT_MS, STALE_AFTER_HEARTBEATS } from '../runtime/front-registry.ts';
 
 /**
  * `outageless uninstall <component>` (Moodle's admin/plugins.php uninstall): once a plugin's
@@ -22,8 +23,9 @@ import { ensureStateTables } from '../state/tables.ts';
  * uninstalled together with their parent, in the same transaction.
  *
  * Refused, with nothing changed: core; a name that is not installed; code still on disk; an
- * on-disk component that depends on it; a table that stays with a foreign key into one that
- * would be dropped; a component installed before tables were recorded.
+ * on-disk component that depends on it; a live front that still runs its code; a table that
+ * stays with a foreign key into one that would be dropped; a component installed before
+ * tables were recorded.
  */
 
 /** One component the uninstall removes. */
@@ -111,6 +113,8 @@ export async function planUninstall(db: Kysely<any>, root: string, name: string)
   for (const member of members) {
     if (!recorded.has(member.component)) throw errors.uninstallTablesUnrecorded(member.component, member.version);
   }
+  const fronts = await liveFrontsRunning(db, memberNames);
+  if (fronts.length > 0) throw errors.uninstallFrontRunsIt(name, fronts);
 
   const owners = await tableOwners(code, recorded, memberNames);
   const existing = await existingTables(db, members.flatMap((member) => recorded.get(member.component)!.tables));
@@ -209,6 +213,20 @@ async function discoverOrRefuse(root: string, members: ReadonlySet<string>): Pro
     }
     throw error;
   }
+}
+
+/**
+ * Live fronts whose code still has one of `components`: started before the code was removed,
+ * they serve it against the tables an uninstall would drop. Read-only (listFronts also prunes
+ * long-dead rows, which a refused uninstall must not do).
+ */
+async function liveFrontsRunning(db: Kysely<any>, components: ReadonlySet<string>): Promise<{ host: string; pid: number; url: string | null }[]> {
+  if (!(await tableExists(db, 'outageless_front'))) return [];
+  const cutoff = new Date(Date.now() - STALE_AFTER_HEARTBEATS * DEFAULT_HEARTBEAT_MS);
+  const rows = await db.selectFrom('outageless_front').select(['host', 'pid', 'url', 'components']).where('last_seen', '>=', cutoff).orderBy('started_at').execute();
+  return rows
+    .filter((row) => Object.keys((row.components ?? {}) as Record<string, unknown>).some((component) => components.has(component)))
+    .map((row) => ({ host: row.host, pid: row.pid, url: row.url }));
 }
 
 /** Tables some other component declares (on disk) or recorded, with that component: never dropped. */

@@ -11,7 +11,8 @@
  * runUninstall in-process. The cases share one site and run in order.
  */
 import { execFile } from 'node:child_process';
-import { cp, rename } from 'node:fs/promises';
+import { cp, mkdtemp, rename, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
@@ -30,7 +31,7 @@ import { bumpComponentCacheRevision } from '../../src/state/cache-revisions.ts';
 import { isStateTable } from '../../src/state/tables.ts';
 import { runUninstall } from '../../src/upgrade/uninstall.ts';
 import { runUpgrade } from '../../src/upgrade/run.ts';
-import { createScratchDatabase, postgresAvailable, type ScratchDatabase } from '../support/databases.ts';
+import { createScratchDatabase, embeddedDatabaseUrl, postgresAvailable, type ScratchDatabase } from '../support/databases.ts';
 import { cli, createSiteDir, RELEASES, writeBareCore, type SiteDir } from '../support/sites.ts';
 
 const execFileAsync = promisify(execFile);
@@ -160,6 +161,21 @@ describe.skipIf(!postgresAvailable)('outageless uninstall on PostgreSQL', () => 
     expect(await publicTables(database)).toContain('block_news_post');
   });
 
+  it('refuses while a live front still runs its code, naming the front', async () => {
+    const now = new Date();
+    await database.db.insertInto('outageless_front').values({
+      id: 'front-old-code', host: 'web1', pid: 4242, url: 'http://web1:3000', root: site.root, started_at: now, last_seen: now,
+      components: JSON.stringify({ core: { version: 2026040100 }, block_news: { version: 2026080100 } }),
+    }).execute();
+    try {
+      const refused = await expectRefused(uninstall('block_news'), 'OUTAGELESS_ERR_UNINSTALL_FRONT_RUNS_IT');
+      expect(refused.message).toContain('web1 pid 4242 http://web1:3000');
+    } finally {
+      await database.db.deleteFrom('outageless_front').where('id', '=', 'front-old-code').execute();
+    }
+    expect(await publicTables(database)).toContain('block_news_post');
+  });
+
   it('uninstalls a plugin whose code is gone: tables, state rows and queues go; check-schema, status and --is-pending are clean', async () => {
     // Its tables are left over until then: check-schema reports them.
     expect((await schemaDifferences(database, site.root)).length).toBeGreaterThan(0);
@@ -263,7 +279,8 @@ export default defineSchema({ tables: {
     foreignKeys: [{ columns: ['note'], references: { table: 'local_notes_note', columns: ['id'] }, onDelete: 'cascade' }] },
 } });
 `);
-    const database = await openDatabase(`pglite://memory/uninstall-${process.pid}`);
+    const dir = await mkdtemp(join(tmpdir(), 'outageless-uninstall-'));
+    const database = await openDatabase(await embeddedDatabaseUrl(join(dir, 'db')));
     try {
       await runUpgrade({ database, code: await discoverSite(site.root) });
       await expectRefused(runUninstall({ database, root: site.root, component: 'local_notes' }), 'OUTAGELESS_ERR_UNINSTALL_CODE_ON_DISK');
@@ -280,6 +297,7 @@ export default defineSchema({ tables: {
     } finally {
       await database.close();
       await site.cleanup();
+      await rm(dir, { recursive: true, force: true });
     }
   }, 120_000);
 });
