@@ -16,6 +16,8 @@
  * ```
  */
 
+import { nearestKey } from './did-you-mean.ts';
+
 /**
  * What the loader (component/load.ts) found out about a file that failed to load, kept beside
  * the failure's cause: every place that re-throws `OUTAGELESS_ERR_LOAD_FAILED` with the cause
@@ -118,6 +120,16 @@ export class OutagelessError extends Error {
 
   toJSON(): Record<string, unknown> {
     return { code: this.code, message: this.message, ...this.location, hint: this.hint };
+  }
+}
+
+/** The database name of a postgres:// URL (its path), for messages; undefined when it has none. */
+function databaseName(url: string): string | undefined {
+  try {
+    const name = decodeURIComponent(new URL(url).pathname.replace(/^\//, ''));
+    return name === '' ? undefined : name;
+  } catch {
+    return undefined;
   }
 }
 
@@ -301,15 +313,33 @@ export const errors = {
     exitCode: ExitCode.locked,
     hint: 'Wait for it to finish, or pass --wait <seconds> to queue behind it.',
   })),
-  unknownComponent: errorFactory('OUTAGELESS_ERR_UNKNOWN_COMPONENT_NAME', (name: string, known: readonly string[]) => ({
-    message: `no component "${name}" on disk`,
-    location: { component: name },
-    hint: `Use one of: ${known.join(', ')}.`,
-  })),
-  notDisableable: errorFactory('OUTAGELESS_ERR_NOT_DISABLEABLE', (component: string, file: string, why: string) => ({
+  /**
+   * A component name (`--component`, `runPending(name)`, a pause from the admin page) that is
+   * not on disk. One code for the mistake wherever it is made; `root`, when the name came
+   * from a command line, says which site was searched.
+   */
+  unknownComponent: errorFactory('OUTAGELESS_ERR_UNKNOWN_COMPONENT', (name: string, known: readonly string[], root?: string) => {
+    const nearest = nearestKey(name, known);
+    return {
+      message: `no component "${name}" on disk${root ? ` under ${root}` : ''}`,
+      location: { component: name },
+      hint: `${nearest ? `Did you mean \`${nearest}\`? ` : ''}Components of this site: ${known.join(', ')}.${root ? ` Or point --root at the site that has ${name}.` : ''}`,
+    };
+  }),
+  /**
+   * `parent`: the component a subplugin pauses with; the fix is then to pause that one, since
+   * `disableable` is not the subplugin's to declare. core's fix is whole-site maintenance.
+   */
+  notDisableable: errorFactory('OUTAGELESS_ERR_NOT_DISABLEABLE', (component: string, file: string, why: string, parent?: { readonly name: string; readonly versionFile: string; readonly disableable: boolean }) => ({
     message: `${component} cannot be paused on its own: ${why}`,
-    location: { component, file, field: 'maintenance.disableable' },
-    hint: 'Declare maintenance: { disableable: true } in its version.ts once its callbacks into other pages may be skipped, or use whole-site maintenance.',
+    location: { component, file, ...(parent || component === 'core' ? {} : { field: 'maintenance.disableable' }) },
+    hint: parent
+      ? parent.disableable
+        ? `Pause its parent instead: \`outageless maintenance enable --component ${parent.name}\` pauses ${parent.name} and its subplugins, ${component} among them.`
+        : `Pause its parent instead, which pauses ${component} with it: declare maintenance: { disableable: true } in ${parent.versionFile}, then run \`outageless maintenance enable --component ${parent.name}\`; or use whole-site maintenance.`
+      : component === 'core'
+        ? 'Put the whole site into maintenance instead: `outageless maintenance enable`.'
+        : 'Declare maintenance: { disableable: true } in its version.ts once its callbacks into other pages may be skipped, or use whole-site maintenance.',
   })),
   /** A pause or resume of a component that a running (staged) upgrade has paused for its steps. */
   componentHeldByRun: errorFactory('OUTAGELESS_ERR_COMPONENT_HELD_BY_UPGRADE', (component: string, runId: string) => ({
@@ -333,6 +363,19 @@ export const errors = {
     location: { file: dir },
     hint: 'pglite://<dir> names a directory for the embedded database, created when missing. Point --database (or $OUTAGELESS_DATABASE_URL) at a directory, or move the file that is in the way.',
   })),
+  /** `serve` started the front but could not listen (the port is taken, the address is not this host's). */
+  listenFailed: errorFactory('OUTAGELESS_ERR_LISTEN_FAILED', (host: string, port: number, cause: unknown) => {
+    const code = (cause as { code?: unknown } | null)?.code;
+    return {
+      message: `cannot listen on ${host}:${port}: ${cause instanceof Error ? cause.message : String(cause)}; the front left the registry`,
+      hint: code === 'EADDRINUSE'
+        ? `Another process listens on port ${port}: stop it, or pass another --port.`
+        : code === 'EADDRNOTAVAIL'
+          ? `${host} is not an address of this machine: pass --host 127.0.0.1, 0.0.0.0 or one of its addresses.`
+          : 'Pass a --host and --port this process may listen on.',
+      cause,
+    };
+  }),
   databaseUrl: errorFactory('OUTAGELESS_ERR_DATABASE_URL', (url: string) => ({
     message: `unsupported database URL "${url}"`,
     hint: 'Use postgres://user@host:port/db, postgresql://…, pglite://<dir> or pglite://memory.',
@@ -342,11 +385,18 @@ export const errors = {
     hint: 'Check the database server and the network, then rerun the command: an upgrade resumes at the step it was on, and what committed stays committed.',
     cause,
   })),
-  databaseUnreachable: errorFactory('OUTAGELESS_ERR_DATABASE_UNREACHABLE', (url: string, cause: unknown) => ({
-    message: `cannot connect to ${url}: ${cause instanceof Error ? cause.message : String(cause)}`,
-    hint: 'Check that the server runs and the URL (host, port, user, database) is right.',
-    cause,
-  })),
+  /** `url` is the redacted URL. A server that answers "database does not exist" (3D000) gets a fix that creates it. */
+  databaseUnreachable: errorFactory('OUTAGELESS_ERR_DATABASE_UNREACHABLE', (url: string, cause: unknown) => {
+    const missing = (cause as { code?: unknown } | null)?.code === '3D000' ? databaseName(url) : undefined;
+    const shell = missing !== undefined && /^[A-Za-z0-9_.-]+$/.test(missing) ? missing : `'${missing?.replace(/'/g, `'\\''`)}'`;
+    return {
+      message: `cannot connect to ${url}: ${cause instanceof Error ? cause.message : String(cause)}`,
+      hint: missing === undefined
+        ? 'Check that the server runs and the URL (host, port, user, database) is right.'
+        : `The server runs, but has no database "${missing}": create it with \`createdb ${shell}\` (or CREATE DATABASE "${missing.replace(/"/g, '""')}"; in psql), or correct the database name in the URL.`,
+      cause,
+    };
+  }),
   /**
    * A step threw. `rolledBack` is false for a step that ran outside one transaction
    * (`transaction: false`, or an online step whose helper calls commit one by one): whatever it

@@ -1,4 +1,4 @@
-import { errorFactory } from '../errors.ts';
+import { errorFactory, errors } from '../errors.ts';
 
 /**
  * Typed errors of cache definitions, stores and purges. Codes are part of the public contract
@@ -18,10 +18,12 @@ export const cacheErrors = {
     location: { component, file, field: cache },
     hint: `Declare "${cache}" in ${file} (defineCaches({ ${cache}: { mode: 'application' } })), or use a declared name.`,
   })),
-  /** `purge-caches --component <name>` for a component that is not on disk. */
-  unknownComponent: errorFactory('OUTAGELESS_ERR_UNKNOWN_COMPONENT', (component: string, root: string, known: readonly string[]) => ({
-    message: `no component "${component}" on disk under ${root}`,
-    location: { component },
-    hint: `Name a component of this site (${known.join(', ')}), or point --root at the site that has ${component}.`,
-  })),
+  /**
+   * `purge-caches --component <name>` for a component that is not on disk: the one factory of
+   * that mistake, {@link errors.unknownComponent}, kept here so `cacheErrors.unknownComponent.code`
+   * still names it.
+   *
+   * @deprecated Use `errors.unknownComponent(name, known, root)`.
+   */
+  unknownComponent: errors.unknownComponent,
 } as const;

@@ -21,18 +21,40 @@ function itemLine(item: PlanItem, width: number): string {
   return [head, ...item.reasons.map((reason) => `  ${''.padEnd(width)}    - ${reason}`)].join('\n');
 }
 
-/** The plan as a table: every pending item (or every item when `all`), with reasons. */
+/**
+ * The plan's headline: how many components are pending, the class, and whether maintenance is
+ * required, with the reason when no row can give it (a fresh install).
+ *
+ * @example
+ * ```ts
+ * planSummary(plan) // '6 component(s) pending; outage class none; maintenance is NOT required.'
+ * ```
+ */
+export function planSummary(plan: Plan): string {
+  if (plan.pending.length === 0) return 'No upgrade is pending.';
+  // Every row of a fresh install is additive (none): the class comes from the site not being up yet.
+  const why = plan.siteInstalled ? '' : ": a fresh install runs in maintenance mode (each row's class none is that component's own install, which is additive)";
+  const maintenance = plan.maintenanceRequired ? `maintenance IS required${why}` : 'maintenance is NOT required';
+  const staged = !plan.maintenanceRequired && plan.pauses.length > 0 ? ` Staged: ${plan.pauses.join(', ')} pause(s) one at a time.` : '';
+  return `${plan.pending.length} component(s) pending; outage class ${plan.outage}; ${maintenance}.${staged}`;
+}
+
+/**
+ * The plan as a table: the pending items under the headline that counts them, then (under
+ * their own heading) the items that are not pending but worth a line: an unchanged component
+ * with a reason (a code increment, db/ changed without a bump), code missing from disk or
+ * behind the database. `all` lists every unchanged component there too.
+ */
 export function formatPlan(plan: Plan, options: { all?: boolean } = {}): string {
-  const shown = options.all ? plan.items : plan.items.filter((item) => item.action !== 'unchanged' || item.reasons.length > 0);
-  const width = Math.max(12, ...shown.map((item) => item.component.length));
-  const summary = plan.pending.length === 0
-    ? 'No upgrade is pending.'
-    : `${plan.pending.length} component(s) pending; outage class ${plan.outage}; maintenance ${plan.maintenanceRequired ? 'IS required' : 'is NOT required'}.${!plan.maintenanceRequired && plan.pauses.length > 0 ? ` Staged: ${plan.pauses.join(', ')} pause(s) one at a time.` : ''}`;
+  const pendingItems = new Set(plan.pending);
+  const noted = plan.items.filter((item) => !pendingItems.has(item) && (options.all || item.action !== 'unchanged' || item.reasons.length > 0));
+  const width = Math.max(12, ...[...plan.pending, ...noted].map((item) => item.component.length));
   const gates = plan.gates.map((gate) => `  ${gate.component}/${gate.step} is gated on ${gate.prerequisite}: ${gate.progress}\n    finish it with: ${gate.command}`);
   const owed = plan.owedPost.map((owed) => `  ${owed.component}/${owed.step} (${owed.version}), owed since ${owed.since.toISOString()}: outageless upgrade --phase post`);
   return [
-    summary,
-    ...shown.map((item) => itemLine(item, width)),
+    planSummary(plan),
+    ...plan.pending.map((item) => itemLine(item, width)),
+    ...(noted.length > 0 ? [`Not pending (${noted.length}):`, ...noted.map((item) => itemLine(item, width))] : []),
     ...(gates.length > 0 ? ['Refused until finished (finalization gates):', ...gates] : []),
     ...(owed.length > 0 ? ['Owed post steps (they run once no live front runs the old code):', ...owed] : []),
   ].join('\n');
@@ -67,6 +89,9 @@ export function planToJson(plan: Plan): Record<string, unknown> {
   return {
     siteInstalled: plan.siteInstalled,
     pending: plan.pending.length > 0,
+    // The count the text headline gives; `components` lists every item, each with its `pending`.
+    pendingCount: plan.pending.length,
+    summary: planSummary(plan),
     outage: plan.outage,
     maintenanceRequired: plan.maintenanceRequired,
     pauses: plan.pauses,
@@ -77,6 +102,7 @@ export function planToJson(plan: Plan): Record<string, unknown> {
     components: plan.items.map((item) => ({
       component: item.component,
       action: item.action,
+      pending: plan.pending.includes(item),
       installedVersion: item.installedVersion ?? null,
       codeVersion: item.codeVersion ?? null,
       release: item.release ?? null,

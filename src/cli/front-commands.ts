@@ -104,7 +104,15 @@ async function serve(options: ServeOptions): Promise<CommandResult> {
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });
-  const address = await app.listen({ port, host: options.host });
+  let address: string;
+  try {
+    address = await app.listen({ port, host: options.host });
+  } catch (error) {
+    // Started but not listening: leave the front registry and the database before exiting,
+    // or this process would stay alive as a "live" front that serves nothing.
+    await app.close().catch(() => {});
+    throw errors.listenFailed(options.host, port, error);
+  }
   output(options).text(`outageless front for ${resolve(options.root)} listening on ${address} (admin: ${address}/admin)`);
   output(options).json({ listening: address, front: app.outageless.id });
   await closed;

@@ -121,12 +121,39 @@ const DEFAULT_HELMET: FastifyHelmetOptions = {
 /** Tuning of the jobs runtime (see {@link JobsOptions}). */
 export type JobsTuning = Pick<JobsOptions, 'eventPollIntervalMs' | 'taskPollIntervalMs' | 'schedule' | 'eventAttempts' | 'replayIntervalMs' | 'strict'>;
 
+/** What a started plugin holds open, closed once on `onClose` or when the start fails. */
+interface Running {
+  front?: Front;
+  jobs?: Jobs;
+}
+
 const plugin: FastifyPluginAsync<OutagelessPluginOptions> = async (app, options) => {
   const root = resolve(options.root);
   const ownsDatabase = typeof options.database !== 'object';
   const database = typeof options.database === 'object'
     ? options.database
     : await openDatabase(resolveDatabaseUrl({ root, option: options.database }));
+  const running: Running = {};
+  let closed: Promise<void> | undefined;
+  const close = () =>
+    (closed ??= (async () => {
+      // Jobs first: running handlers finish while the database is still open.
+      await running.jobs?.close();
+      await running.front?.close();
+      if (ownsDatabase) await database.close();
+    })());
+  app.addHook('onClose', close);
+  try {
+    await start(app, options, root, database, running);
+  } catch (error) {
+    // A front whose start failed (an index.ts that does not load, say) must not stay in the
+    // registry as a live front that "matches", nor keep the process alive on its database.
+    await close().catch((closeError: unknown) => app.log.warn({ err: closeError }, 'outageless: cleanup after a failed start failed'));
+    throw error;
+  }
+};
+
+async function start(app: FastifyInstance, options: OutagelessPluginOptions, root: string, database: SiteDatabase, running: Running): Promise<void> {
   const code = await discoverSite(root);
   const front = await startFront({
     database,
@@ -135,21 +162,15 @@ const plugin: FastifyPluginAsync<OutagelessPluginOptions> = async (app, options)
     ...(options.heartbeatMs === undefined ? {} : { heartbeatMs: options.heartbeatMs }),
     onError: (error) => app.log.warn({ err: error }, 'outageless: state refresh failed; serving on the last known state'),
   });
+  running.front = front;
   app.decorate('outageless', front);
   app.decorate('outagelessDatabase', createDatabaseApi(database));
-  let jobs: Jobs | undefined;
   app.decorate('outagelessJobs', undefined);
   const caches = await attachCaches(front);
   app.decorate('outagelessCaches', caches);
   // Request-scoped caches cost an AsyncLocalStorage scope per request: only when declared.
   const requestCaches = [...caches.definitions.values()].some((definitions) => Object.values(definitions).some((cache) => cache.mode === 'request'));
   if (requestCaches) app.addHook('onRequest', caches.requestHook);
-  app.addHook('onClose', async () => {
-    // Jobs first: running handlers finish while the database is still open.
-    await jobs?.close();
-    await front.close();
-    if (ownsDatabase) await database.close();
-  });
   app.addHook('onListen', async () => {
     const address = app.server.address();
     if (address && typeof address === 'object') front.setUrl(`http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`);
@@ -213,7 +234,7 @@ const plugin: FastifyPluginAsync<OutagelessPluginOptions> = async (app, options)
   app.decorate('outagelessCallbacks', createCallbacks(front, modules ?? (await loadRuntimeModules(code))));
 
   if (options.jobs ?? true) {
-    jobs = await startJobs({
+    const jobs = await startJobs({
       database,
       code,
       front,
@@ -221,9 +242,10 @@ const plugin: FastifyPluginAsync<OutagelessPluginOptions> = async (app, options)
       log: app.log,
       ...(typeof options.jobs === 'object' ? options.jobs : {}),
     });
+    running.jobs = jobs;
     app.outagelessJobs = jobs;
   }
-};
+}
 
 /**
  * Registers each component's runtime in its own encapsulated context under its prefix, and

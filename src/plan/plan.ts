@@ -12,6 +12,7 @@ import type { SchemaShape } from '../schema/online-safety.ts';
 import { upgradeOrder } from './order.ts';
 import { findGates } from './gates.ts';
 import { verifyStep, type StepFinding } from './verify-step.ts';
+import { validateChangedFiles } from './changed-files.ts';
 
 /**
  * The plan: installed state compared with the code on disk, per component, with an outage
@@ -253,6 +254,8 @@ async function planComponent(input: PlanInput, component: Component): Promise<Pl
   if (manifest.version === row.version) {
     const reasons: string[] = [];
     if (changedFiles.length > 0) {
+      // Not pending, but checked now: a bad file must not wait for the bump to be reported.
+      await validateChangedFiles(input.code, component, changedFiles);
       reasons.push(`db/ changed (${changedFiles.map((f) => `db/${f}`).join(', ')}) without a version bump: not pending until ${component.versionFile} raises version`);
     }
     if ((manifest.codeIncrement ?? null) !== row.codeIncrement) {

@@ -1,5 +1,4 @@
 import { hostname, userInfo } from 'node:os';
-import { cacheErrors } from '../caches/errors.ts';
 import { purgeCaches, type PurgeResult } from '../caches/purge.ts';
 import type { Component, SiteCode } from '../component/discover.ts';
 import type { SiteDatabase } from '../database/open.ts';
@@ -73,12 +72,18 @@ function operatorTarget(action: OperatorAction): string | null {
 export function pausableComponent(code: SiteCode, name: string): Component {
   const component = code.components.get(name);
   if (!component) throw errors.unknownComponent(name, [...code.components.keys()]);
-  if (component.parent) throw errors.notDisableable(name, component.versionFile, `${name} is a subplugin: it pauses with its parent ${component.parent}`);
+  if (component.parent) throw errors.notDisableable(name, component.versionFile, `${name} is a subplugin: it pauses with its parent ${component.parent}`, parentOf(code, component.parent));
   if (name === 'core') throw errors.notDisableable(name, component.versionFile, 'core cannot pause on its own; use `outageless maintenance enable` for the whole site');
   if (!component.manifest.maintenance?.disableable) {
     throw errors.notDisableable(name, component.versionFile, `${component.versionFile} does not declare maintenance: { disableable: true }`);
   }
   return component;
+}
+
+/** What the "pause the parent" fix needs to know of a subplugin's parent. */
+function parentOf(code: SiteCode, name: string): { name: string; versionFile: string; disableable: boolean } {
+  const parent = code.components.get(name);
+  return { name, versionFile: parent?.versionFile ?? name, disableable: parent?.manifest.maintenance?.disableable === true };
 }
 
 /**
@@ -94,7 +99,7 @@ export function pausableComponent(code: SiteCode, name: string): Component {
 export function checkOperatorAction(code: SiteCode, action: OperatorAction): void {
   if (action.kind === 'pause' || action.kind === 'resume') pausableComponent(code, action.component);
   if (action.kind === 'purge-caches' && action.component !== null && !code.components.has(action.component)) {
-    throw cacheErrors.unknownComponent(action.component, code.root, [...code.components.keys()]);
+    throw errors.unknownComponent(action.component, [...code.components.keys()], code.root);
   }
 }
 

@@ -25,7 +25,8 @@ export function describeUpgradeEvent(event: UpgradeEvent): string {
     case 'component-finished':
       return `${event.component}: now at ${event.version} (${Math.round(event.durationMs)} ms)`;
     case 'log':
-      return `${event.component}: ${event.message}`;
+      // Every line gets its component's name; a step that wrote it itself must not get it twice.
+      return event.message.startsWith(`${event.component}: `) ? event.message : `${event.component}: ${event.message}`;
     case 'component-paused':
       return `${event.component}: paused (its routes answer 503; the rest of the site serves)`;
     case 'component-resumed':

@@ -237,7 +237,7 @@ describe('step harness on PGlite', () => {
     const unchanged = await failure(harness.runPending('core'));
     expect(unchanged.code).toBe(testingErrors.notPending.code);
     expect(unchanged.message).toContain(`core: nothing is pending: release N has version ${OLD} and release N-1 installed ${OLD}`);
-    expect(isOutagelessError(await failure(harness.runPending('mod_nothere')), 'OUTAGELESS_ERR_UNKNOWN_COMPONENT_NAME')).toBe(true);
+    expect(isOutagelessError(await failure(harness.runPending('mod_nothere')), 'OUTAGELESS_ERR_UNKNOWN_COMPONENT')).toBe(true);
 
     await harness.seed(table('multi'), [{ name: 'door' }]);
     await harness.runStep('local_multi', 'paint_add_color');

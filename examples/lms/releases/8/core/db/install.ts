@@ -28,5 +28,5 @@ export default defineInstall(async ({ db, log }) => {
     const existing = await db.selectFrom('config').select('name').where('name', '=', name).executeTakeFirst();
     if (!existing) await db.insertInto('config').values({ name, value }).execute();
   }
-  log('core: the site course, the admin user and the default settings are in place');
+  log('the site course, the admin user and the default settings are in place');
 });
