@@ -86,7 +86,7 @@ describe('the packed package', () => {
   it('holds the compiled CLI and library, its README and package.json: no sources, tests, examples, benchmarks or source maps', () => {
     const unexpected = tarballFiles.filter((path) => !/^(dist\/.+\.(js|d\.ts)|bin\/outageless\.js|README\.md|LICENSE|package\.json)$/.test(path));
     expect(unexpected).toEqual([]);
-    for (const entry of ['bin/outageless.js', 'dist/cli/main.js', 'dist/cli/init-command.js', 'dist/cli/node-version.js', 'dist/index.js', 'dist/index.d.ts', 'dist/fastify/index.d.ts', 'README.md', 'package.json']) {
+    for (const entry of ['bin/outageless.js', 'dist/cli/main.js', 'dist/cli/init-command.js', 'dist/cli/node-version.js', 'dist/index.js', 'dist/index.d.ts', 'dist/fastify/index.d.ts', 'README.md', 'LICENSE', 'package.json']) {
       expect(tarballFiles).toContain(entry);
     }
   });
