@@ -3,18 +3,47 @@ import { Command, CommanderError } from 'commander';
 import { errors, ExitCode, isOutagelessError } from '../errors.ts';
 import { isConnectionLoss } from '../database/connection-loss.ts';
 import type { CommandResult } from './context.ts';
-import { checkSchemaCommand, purgeCachesCommand, statusCommand } from './site-commands.ts';
-import { maintenanceCommand, serveCommand } from './front-commands.ts';
-import { upgradeCommand } from './upgrade-command.ts';
-import { lintCommand } from './lint-command.ts';
-import { rehearseCommand } from './rehearse-command.ts';
-import { workerCommand } from './worker-command.ts';
-import { backgroundCommand } from './background-command.ts';
-import { manualCommand } from './manual-command.ts';
-import { checkCommand } from './check-command.ts';
-import { dataCommand } from './data-command.ts';
-import { initCommand } from './init-command.ts';
-import { uninstallCommand } from './uninstall-command.ts';
+
+/** What a command module exports: a factory that defines the command and hands its work to `run`. */
+type CommandFactory = (run: (result: Promise<CommandResult>) => void) => Command;
+
+/**
+ * Every command, by name, with the import of the module that defines it. A command line loads
+ * only the module of the command it names, so `upgrade --is-pending` (run by deploy pipelines
+ * on every deploy) loads no web server, job queue or rehearsal code. Anything else (no command,
+ * `help`, `--version`, a misspelt command) loads them all, for commander's listing and errors.
+ * Add a command here rather than as a static import; test/cli/lazy-commands.test.ts checks
+ * that each entry's module defines the command of that name.
+ *
+ * @example
+ * ```ts
+ * ['history', async () => (await import('./history-command.ts')).historyCommand],
+ * ```
+ */
+export const COMMANDS: readonly (readonly [name: string, load: () => Promise<CommandFactory>])[] = [
+  ['init', async () => (await import('./init-command.ts')).initCommand],
+  ['upgrade', async () => (await import('./upgrade-command.ts')).upgradeCommand],
+  ['status', async () => (await import('./site-commands.ts')).statusCommand],
+  ['check-schema', async () => (await import('./site-commands.ts')).checkSchemaCommand],
+  ['purge-caches', async () => (await import('./site-commands.ts')).purgeCachesCommand],
+  ['maintenance', async () => (await import('./front-commands.ts')).maintenanceCommand],
+  ['serve', async () => (await import('./front-commands.ts')).serveCommand],
+  ['lint', async () => (await import('./lint-command.ts')).lintCommand],
+  ['background', async () => (await import('./background-command.ts')).backgroundCommand],
+  ['manual', async () => (await import('./manual-command.ts')).manualCommand],
+  ['check', async () => (await import('./check-command.ts')).checkCommand],
+  ['data', async () => (await import('./data-command.ts')).dataCommand],
+  ['rehearse', async () => (await import('./rehearse-command.ts')).rehearseCommand],
+  ['worker', async () => (await import('./worker-command.ts')).workerCommand],
+  ['history', async () => (await import('./history-command.ts')).historyCommand],
+  ['uninstall', async () => (await import('./uninstall-command.ts')).uninstallCommand],
+];
+
+/** The factories of the commands `argv` may run: the one it names, or all of them. */
+async function commandsFor(argv: readonly string[]): Promise<CommandFactory[]> {
+  const named = COMMANDS.filter(([name]) => name === argv[0]);
+  return Promise.all((named.length > 0 ? named : COMMANDS).map(([, load]) => load()));
+}
 
 function packageVersion(): string {
   const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -44,22 +73,9 @@ export async function main(argv: readonly string[]): Promise<number> {
     .description('Upgrade plugin-based Node.js applications with the smallest outage each change allows.')
     .version(packageVersion(), '-V, --version')
     .exitOverride()
-    .configureOutput({ writeErr: (text) => process.stderr.write(text) })
-    .addCommand(initCommand(run))
-    .addCommand(upgradeCommand(run))
-    .addCommand(statusCommand(run))
-    .addCommand(checkSchemaCommand(run))
-    .addCommand(purgeCachesCommand(run))
-    .addCommand(maintenanceCommand(run))
-    .addCommand(serveCommand(run))
-    .addCommand(lintCommand(run))
-    .addCommand(backgroundCommand(run))
-    .addCommand(manualCommand(run))
-    .addCommand(checkCommand(run))
-    .addCommand(dataCommand(run))
-    .addCommand(rehearseCommand(run))
-    .addCommand(uninstallCommand(run))
-    .addCommand(workerCommand(run));
+    .configureOutput({ writeErr: (text) => process.stderr.write(text) });
+  // Only the module of the command being run is loaded (COMMANDS).
+  for (const factory of await commandsFor(argv)) program.addCommand(factory(run));
   // addCommand() copies no settings to a subcommand, so without this a bad flag on `upgrade`
   // would make commander print its message and call process.exit(1) itself.
   applyToSubcommands(program, (command) => command.exitOverride().configureOutput({ writeErr: (text) => process.stderr.write(text) }));

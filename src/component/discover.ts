@@ -3,6 +3,7 @@ import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { errors, isOutagelessError, OutagelessError } from '../errors.ts';
 import type { VersionDefinition } from './definitions.ts';
 import { hashDefinitions, type DefinitionsHash } from './definitions-hash.ts';
+import { openDiscoveryCache, type DiscoveryCache } from './discovery-cache.ts';
 import { importDefinitionFile, loadTimeoutMs, type DefinitionFile } from './load.ts';
 import { validateVersion } from './manifest.ts';
 
@@ -51,9 +52,13 @@ async function subdirectories(path: string): Promise<string[]> {
   return entries.filter((entry) => entry.isDirectory() && !entry.name.startsWith('.')).map((entry) => entry.name).sort();
 }
 
-async function loadComponent(root: string, dir: string, name: string, type: string, parent: string | undefined): Promise<Component> {
+async function loadComponent(root: string, dir: string, name: string, type: string, parent: string | undefined, cache: DiscoveryCache | undefined): Promise<Component> {
   const versionFile = join(dir, 'version.ts');
   const display = relative(root, versionFile);
+  const cached = cache?.lookup(dir, name, type, parent);
+  if (cached) return { name, type, dir, parent, manifest: cached.manifest, versionFile: display, definitions: cached.definitions };
+  // Stamped before the import: an edit made while it runs shows as a change next time.
+  const recording = await cache?.prepare(dir, name, type, parent);
   let found: DefinitionFile;
   try {
     found = await importDefinitionFile(versionFile, name);
@@ -65,7 +70,9 @@ async function loadComponent(root: string, dir: string, name: string, type: stri
   if (found.kind === 'missing') throw errors.fileMissing(display, name, 'every component directory needs a version.ts');
   if (found.kind === 'no-default') throw errors.noDefaultExport(display, name, `defineVersion({ component: '${name}', version: YYYYMMDDXX })`, found.named);
   const manifest = validateVersion(display, found.value, name);
-  return { name, type, dir, parent, manifest, versionFile: display, definitions: hashDefinitions(dir) };
+  const definitions = hashDefinitions(dir);
+  recording?.record({ manifest, definitions });
+  return { name, type, dir, parent, manifest, versionFile: display, definitions };
 }
 
 /**
@@ -87,7 +94,9 @@ export async function discoverSite(rootDir: string): Promise<SiteCode> {
       hint: 'Point --root at the application directory that holds core/ and plugins/.',
     });
   }
-  const core = await loadComponent(root, join(root, 'core'), 'core', 'core', undefined);
+  // Unchanged components come from the cache (discovery-cache.ts) instead of being imported.
+  const cache = openDiscoveryCache(root);
+  const core = await loadComponent(root, join(root, 'core'), 'core', 'core', undefined, cache);
   const pluginTypes = core.manifest.pluginTypes ?? DEFAULT_PLUGIN_TYPES;
 
   const pluginsDir = join(root, 'plugins');
@@ -110,7 +119,7 @@ export async function discoverSite(rootDir: string): Promise<SiteCode> {
       }
     }
   }
-  const plugins = await loadAll(pluginDirs.map((p) => () => loadComponent(root, p.dir, p.name, p.type, undefined)));
+  const plugins = await loadAll(pluginDirs.map((p) => () => loadComponent(root, p.dir, p.name, p.type, undefined, cache)));
 
   // Subplugins are declared by their parent's manifest, so they are found in a second pass.
   const subpluginDirs: { dir: string; name: string; type: string; parent: string }[] = [];
@@ -127,11 +136,13 @@ export async function discoverSite(rootDir: string): Promise<SiteCode> {
       }
     }
   }
-  const subplugins = await loadAll(subpluginDirs.map((p) => () => loadComponent(root, p.dir, p.name, p.type, p.parent)));
+  const subplugins = await loadAll(subpluginDirs.map((p) => () => loadComponent(root, p.dir, p.name, p.type, p.parent, cache)));
 
   const components = new Map<string, Component>([['core', core]]);
   for (const component of [...plugins, ...subplugins]) components.set(component.name, component);
   checkRequirements(components, core);
+  // Only a discovery that succeeded is kept: a failure is found again (and reported) next time.
+  cache?.save();
   return { root, components, core };
 }
 

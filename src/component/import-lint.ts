@@ -194,7 +194,8 @@ function fixFor(
   return componentErrors.stepImport({ ...base, specifier, resolved, computed, dbDir, more: 0 }).hint ?? '';
 }
 
-interface FoundImport {
+/** One import of a file, as {@link listImports} finds it. */
+export interface FoundImport {
   /** undefined: computed at run time. */
   readonly specifier: string | undefined;
   /** The whole import as written. */
@@ -211,7 +212,17 @@ interface FoundImport {
  */
 const REQUIRE_CALL = /(?<![\w$.])require(?=\s*\()/g;
 
-async function listImports(file: string, component: string, shown: string): Promise<FoundImport[]> {
+/**
+ * Every import of `file` (static, re-export, `import()`, `require()`), read the way Node runs
+ * it. The discovery cache uses it too, to learn which files a `version.ts` depends on.
+ *
+ * @example
+ * ```ts
+ * const found = await listImports('/site/plugins/mod/assign/version.ts', 'mod_assign', 'plugins/mod/assign/version.ts')
+ * found.map((f) => f.specifier) // ['outageless']
+ * ```
+ */
+export async function listImports(file: string, component: string, shown: string): Promise<FoundImport[]> {
   const source = await readFile(file, 'utf8');
   const javascript = TYPESCRIPT_EXTENSIONS.has(extname(file)) ? stripTypes(source, shown, component) : source;
   let imports;
@@ -272,8 +283,16 @@ function stripTypes(source: string, shown: string, component: string): string {
   }
 }
 
-/** The file a relative, absolute or `file:` specifier names; undefined for a bare specifier. */
-function resolveLocal(importer: string, specifier: string): string | undefined {
+/**
+ * The file a relative, absolute or `file:` specifier names; undefined for a bare specifier.
+ *
+ * @example
+ * ```ts
+ * resolveLocal('/site/plugins/mod/assign/db/upgrade.ts', './lib.ts') // '/site/plugins/mod/assign/db/lib.ts'
+ * resolveLocal('/site/plugins/mod/assign/db/upgrade.ts', 'kysely')   // undefined
+ * ```
+ */
+export function resolveLocal(importer: string, specifier: string): string | undefined {
   if (specifier.startsWith('file:')) {
     try {
       return fileURLToPath(specifier);

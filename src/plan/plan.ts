@@ -171,6 +171,13 @@ export async function buildPlan(input: PlanInput): Promise<Plan> {
     }
   }
 
+  // The db/upgrade.ts files the plan will read are all loaded at once: each load waits on the
+  // disk and on the import check's worker, and one after another they were most of the time
+  // `--is-pending` took on a large site. The loop still awaits them in upgrade order, so the
+  // error reported is the first in that order, as before.
+  for (const component of ordered) {
+    if (readsUpgradeFile(input, component)) loadUpgrade(input.code, component).catch(() => undefined);
+  }
   const items: PlanItem[] = [];
   for (const component of ordered) items.push(await planComponent(input, component));
   for (const row of installed?.values() ?? []) {
@@ -219,6 +226,12 @@ function missingItem(row: InstalledComponent): PlanItem {
     pauses: undefined,
     code: undefined,
   };
+}
+
+/** Whether {@link planComponent} will load the component's db/upgrade.ts: a version bump with db/ changed. */
+function readsUpgradeFile(input: PlanInput, component: Component): boolean {
+  const row = input.installed?.get(component.name);
+  return row !== undefined && component.manifest.version > row.version && changedDefinitionFiles(row.definitions, component.definitions.files).length > 0;
 }
 
 async function planComponent(input: PlanInput, component: Component): Promise<PlanItem> {
