@@ -342,6 +342,12 @@ describe.skipIf(!postgresAvailable)('admin console actions (PostgreSQL)', () => 
     ]);
     expect(logged[0]!.client).toMatch(/^.+@.+ pid \d+$/);
     expect(await paused()).toEqual([]);
+    // A drain timeout that is not a number is a bad command line (64), refused before the pause.
+    const badDrain = await cli(['maintenance', 'enable', '--component', 'mod_assign', '--drain-timeout', 'soon', ...args]);
+    expect(badDrain.code).toBe(64);
+    expect(badDrain.stderr).toContain('OUTAGELESS_ERR_USAGE: --drain-timeout expects a number of seconds, got "soon"');
+    expect(await paused()).toEqual([]);
+    expect((await loggedSince(before)).length).toBe(2);
   }, 60_000);
 });
 
