@@ -492,6 +492,14 @@ export const errors = {
     location: { component },
     hint: `Restart those fronts on the code without ${component} (\`outageless status\` lists the fronts), then rerun \`outageless uninstall ${component}\`.`,
   })),
+  /** The uninstall's transaction failed (a view or another object depends on a dropped table): all of it rolled back. */
+  uninstallFailed: errorFactory('OUTAGELESS_ERR_UNINSTALL_FAILED', (component: string, cause: unknown) => ({
+    // PostgreSQL names the dependent object in the error's detail, not its message.
+    message: `uninstall of ${component} failed and was rolled back, nothing was dropped: ${cause instanceof Error ? cause.message : String(cause)}${typeof (cause as { detail?: unknown } | null)?.detail === 'string' ? ` (${(cause as { detail: string }).detail.replaceAll('\n', '; ')})` : ''}`,
+    location: { component },
+    hint: `Remove what the database names as depending on ${component}'s tables (a view, a trigger, a foreign key added by hand), then rerun \`outageless uninstall ${component}\`.`,
+    cause,
+  })),
   /** The component was installed by an outageless that did not record its tables. */
   uninstallTablesUnrecorded: errorFactory('OUTAGELESS_ERR_UNINSTALL_TABLES_UNRECORDED', (component: string, version: number) => ({
     message: `${component} was installed by an older outageless, which did not record its tables: which to drop is unknown; nothing was changed`,

@@ -3,6 +3,7 @@ import { sql, type Kysely } from 'kysely';
 import { discoverSite, type SiteCode } from '../component/discover.ts';
 import { loadSchema } from '../component/files.ts';
 import { nearestKey } from '../component/manifest.ts';
+import { isConnectionLoss } from '../database/connection-loss.ts';
 import { notifyStateChanged, type SiteDatabase } from '../database/open.ts';
 import { errors, isOutagelessError } from '../errors.ts';
 import { DEAD_EVENT_QUEUE, eventQueue, JOBS_SCHEMA, taskQueuePrefix } from '../jobs/names.ts';
@@ -191,6 +192,10 @@ export async function runUninstall(options: UninstallOptions): Promise<Uninstall
       } finally {
         unguard();
       }
+    }).catch((error: unknown) => {
+      // A lost connection stays itself: the CLI says to rerun, and nothing committed.
+      if (isOutagelessError(error) || isConnectionLoss(error)) throw error;
+      throw errors.uninstallFailed(component, error);
     });
     return { plan, runId: lock.runId, durationMs: performance.now() - started, stateRows };
   } finally {

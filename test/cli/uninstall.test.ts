@@ -237,8 +237,15 @@ describe.skipIf(!postgresAvailable)('outageless uninstall on PostgreSQL', () => 
     expect((await publicTables(database)).filter((table) => table.startsWith('block_calendar') || table.startsWith('local_links'))).toEqual([]);
   });
 
-  it('uninstalls a plugin together with its subplugins (their code was inside it)', async () => {
+  it('rolls a failed uninstall back whole; uninstalls a plugin together with its subplugins (their code was inside it)', async () => {
     await site.remove('plugins/local/reports');
+    // A view on its table makes the drop fail: all of it rolls back, the state rows included.
+    await sql`create view reports_view as select * from local_reports_report`.execute(database.db);
+    const failed = await expectRefused(uninstall('local_reports'), 'OUTAGELESS_ERR_UNINSTALL_FAILED');
+    expect(failed.message).toContain('reports_view');
+    expect(await publicTables(database)).toContain('local_reports_report');
+    expect(Object.keys(await stateRows(database, 'local_reports'))).toContain('outageless_component');
+    await sql`drop view reports_view`.execute(database.db);
     await uninstall('local_reports');
     await site.remove('plugins/mod/assign');
     const result = await uninstall('mod_assign');
