@@ -1,19 +1,24 @@
 /**
  * Planning on a large site: how long `outageless upgrade --is-pending` and
- * `--is-maintenance-required` take on a 500-component site with ~50 components pending,
- * compared with the bare start of the same Node binary.
+ * `--is-maintenance-required` take on sites of 500 and 2,000 components with a tenth of them
+ * pending, compared with the bare start of the same Node binary, without the discovery cache
+ * (cold: the cache file is deleted before each run) and with it (warm: the cache the previous
+ * run left), and how the cost grows per component between the two sizes.
  *
- * Target: under 300 ms above the bare Node start (median minus median).
+ * Target: warm, at 500 components, under 300 ms above the bare Node start (median minus median).
  */
+import { rm } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { createBenchDatabase } from './support/postgres.ts';
 import { expectExit, runNode, type ProcessResult } from './support/process.ts';
 import { generateSite, REPO } from './support/site.ts';
 import { formatMs, median, min, percentile } from './support/stats.ts';
-import { defineBenchmark, type Phase, type Timing } from './support/types.ts';
+import { defineBenchmark, type Phase, type TargetCheck, type Timing } from './support/types.ts';
 
-const SITE_SIZE = 500;
-/** Every BUMP_EVERY-th plugin gets a new version: 50 of 499. */
+const SIZES = [500, 2000] as const;
+/** The size the target applies to. */
+const TARGET_SIZE = 500;
+/** Every BUMP_EVERY-th plugin gets a new version: 50 of 499, 200 of 1,999. */
 const BUMP_EVERY = 10;
 const TARGET_OVERHEAD_MS = 300;
 const BREAKDOWN_RUNS = 5;
@@ -23,77 +28,116 @@ interface Measured {
   readonly label: string;
   readonly args: readonly string[];
   readonly expectedExit: number;
+  /** Runs just before the command, outside its time: deleting the cache for a cold run. */
+  readonly before?: () => Promise<void>;
 }
+
+/** One size's medians, by command label. */
+type SizeResult = { readonly size: number; readonly timings: readonly Timing[]; readonly bare: number; readonly setup: readonly string[]; readonly phases?: readonly Phase[] };
 
 export default defineBenchmark({
   name: 'plan',
-  title: `Planning on a ${SITE_SIZE}-component site`,
+  title: `Planning on sites of ${SIZES.join(' and ')} components`,
   description:
-    `Generates a site of ${SITE_SIZE} components (core plus plugins of types theme, auth, format, block, mod and local, ` +
-    'each with version.ts, a one-table db/schema.ts and a db/upgrade.ts of three additive steps), installs it into a fresh ' +
+    `Generates sites of ${SIZES.join(' and ')} components (core plus plugins of types theme, auth, format, block, mod and local, ` +
+    'each with version.ts, a one-table db/schema.ts and a db/upgrade.ts of three additive steps), installs each into a fresh ' +
     `PostgreSQL database, then bumps every ${BUMP_EVERY}th plugin: half code-only, half with a db/ change and a new step ` +
     "declared `outage: 'none'`. It then times, interleaved round-robin, the bare start of the same Node binary " +
-    '(`node -e 0`), `upgrade --is-pending` (must exit 2) and `upgrade --is-maintenance-required` (must exit 3), ' +
-    `and checks the target: **each command under ${TARGET_OVERHEAD_MS} ms above the bare Node start** (median minus median). ` +
-    `A breakdown of \`--is-pending\` (bench/support/phases.ts, median of ${BREAKDOWN_RUNS} runs) shows where the time goes.`,
+    '(`node -e 0`), `upgrade --is-pending` (must exit 2) and `upgrade --is-maintenance-required` (must exit 3), each ' +
+    'cold (the discovery cache `<root>/.outageless/discovery-cache.json` deleted before the run, so every version.ts is imported) ' +
+    'and warm (the cache the previous run left). ' +
+    `It checks the target: **warm, at ${TARGET_SIZE} components, each command under ${TARGET_OVERHEAD_MS} ms above the bare Node start** ` +
+    `(median minus median), and reports the growth per component between ${SIZES[0]} and ${SIZES[1]} (difference of the overheads ` +
+    `over the difference of the sizes). A breakdown of warm \`--is-pending\` at ${TARGET_SIZE} (bench/support/phases.ts, median of ${BREAKDOWN_RUNS} runs) shows where the time goes.`,
 
   async run(context) {
-    const { log } = context;
-    log(`generating a site of ${SITE_SIZE} components`);
-    const site = await generateSite(SITE_SIZE);
-    const database = await createBenchDatabase(context.serverUrl);
-    const siteArgs = ['--root', site.root, '--database', database.url];
-    try {
-      log(`installing it into ${database.name}`);
-      const install = await runNode([BIN, 'upgrade', '--non-interactive', ...siteArgs]);
-      expectExit(install, 0, 'install');
-      expectExit(await runNode([BIN, 'upgrade', '--is-pending', ...siteArgs]), 0, '--is-pending right after the install');
+    const results: SizeResult[] = [];
+    for (const size of SIZES) results.push(await measureSize(size, context));
 
-      // Plugins are components 1…499: bump plugin 0, 10, 20, … (50 of them), never core.
-      const bumped = site.components.filter((_, index) => index > 0 && (index - 1) % BUMP_EVERY === 0);
-      const dbChanged = bumped.filter((_, index) => index % 2 === 1);
-      await Promise.all(bumped.map((component) => site.write(component, dbChanged.includes(component) ? 'db-bump' : 'code-bump')));
-      log(`bumped ${bumped.length} components (${dbChanged.length} with a db/ change)`);
-
-      const commands: Measured[] = [
-        { label: 'bare Node start', args: ['-e', '0'], expectedExit: 0 },
-        { label: 'upgrade --is-pending', args: [BIN, 'upgrade', '--is-pending', ...siteArgs], expectedExit: 2 },
-        { label: 'upgrade --is-maintenance-required', args: [BIN, 'upgrade', '--is-maintenance-required', ...siteArgs], expectedExit: 3 },
-      ];
-      const samples = await roundRobin(commands, context.warmups, context.runs, log);
-      const timings = commands.map((command, index): Timing => summarize(command, samples[index]!, site.root, database.url));
-      const bare = timings[0]!;
-
-      log(`breakdown: ${BREAKDOWN_RUNS} rounds of bench/support/phases.ts`);
-      const phases = await breakdown(site.root, database.url);
-
-      return {
-        name: 'plan',
-        title: `Planning on a ${SITE_SIZE}-component site`,
-        setup: [
-          `${site.components.length} components (core + ${site.components.length - 1} plugins), ${site.components.length} tables; ` +
-            `${bumped.length} pending: ${bumped.length - dbChanged.length} code-only, ${dbChanged.length} with a db/ change and a new step`,
-          `install of the site (one run, not the subject of a target): ${formatMs(install.wallMs)}`,
-          `${context.runs} measured runs per command after ${context.warmups} warmup round(s), interleaved round-robin (the first command rotates each round)`,
-        ],
-        timings,
-        targets: timings.slice(1).map((timing) => {
-          const overhead = timing.median - bare.median;
-          return {
-            label: `${timing.label}: overhead over bare Node (median − median)`,
-            target: `< ${TARGET_OVERHEAD_MS} ms`,
-            measured: formatMs(overhead),
-            met: overhead < TARGET_OVERHEAD_MS,
-          };
-        }),
-        breakdown: { title: `\`upgrade --is-pending\` inside one process, then probes of discovery each in a fresh process (median of ${BREAKDOWN_RUNS} runs)`, phases },
-      };
-    } finally {
-      await database.drop();
-      await site.cleanup();
-    }
+    const timings = results.flatMap((result) => result.timings);
+    const [small, large] = results as [SizeResult, SizeResult];
+    const overhead = (result: SizeResult, label: string) => result.timings.find((timing) => timing.label === label)!.median - result.bare;
+    const labelsOf = (result: SizeResult) => result.timings.filter((timing) => !timing.label.includes('bare Node start')).map((timing) => timing.label);
+    const targets: TargetCheck[] = labelsOf(small)
+      .filter((label) => label.includes('warm'))
+      .map((label) => ({
+        label: `${label}: overhead over bare Node (median − median)`,
+        target: `< ${TARGET_OVERHEAD_MS} ms`,
+        measured: formatMs(overhead(small, label)),
+        met: overhead(small, label) < TARGET_OVERHEAD_MS,
+      }));
+    const growth = labelsOf(small).map((label) => {
+      const largeLabel = label.replace(`${small.size}:`, `${large.size}:`);
+      const perComponent = (overhead(large, largeLabel) - overhead(small, label)) / (large.size - small.size);
+      return `growth per component, ${label.replace(`${small.size}: `, '')}: ${perComponent.toFixed(3)} ms ` +
+        `(${formatMs(overhead(small, label))} over bare Node at ${small.size}, ${formatMs(overhead(large, largeLabel))} at ${large.size})`;
+    });
+    return {
+      name: 'plan',
+      title: `Planning on sites of ${SIZES.join(' and ')} components`,
+      setup: [
+        ...results.flatMap((result) => result.setup),
+        `${context.runs} measured runs per command after ${context.warmups} warmup round(s), interleaved round-robin (the first command rotates each round)`,
+        ...growth,
+      ],
+      timings,
+      targets,
+      ...(small.phases ? { breakdown: { title: `warm \`upgrade --is-pending\` at ${small.size} components inside one process, then probes of discovery each in a fresh process (median of ${BREAKDOWN_RUNS} runs)`, phases: small.phases } } : {}),
+    };
   },
 });
+
+async function measureSize(size: number, context: Parameters<ReturnType<typeof defineBenchmark>['run']>[0]): Promise<SizeResult> {
+  const { log } = context;
+  log(`generating a site of ${size} components`);
+  const site = await generateSite(size);
+  const database = await createBenchDatabase(context.serverUrl);
+  const siteArgs = ['--root', site.root, '--database', database.url];
+  const cache = join(site.root, '.outageless', 'discovery-cache.json');
+  try {
+    log(`installing it into ${database.name}`);
+    const install = await runNode([BIN, 'upgrade', '--non-interactive', ...siteArgs]);
+    expectExit(install, 0, 'install');
+    expectExit(await runNode([BIN, 'upgrade', '--is-pending', ...siteArgs]), 0, '--is-pending right after the install');
+
+    // Plugins are components 1…size-1: bump plugin 0, 10, 20, … (a tenth of them), never core.
+    const bumped = site.components.filter((_, index) => index > 0 && (index - 1) % BUMP_EVERY === 0);
+    const dbChanged = bumped.filter((_, index) => index % 2 === 1);
+    await Promise.all(bumped.map((component) => site.write(component, dbChanged.includes(component) ? 'db-bump' : 'code-bump')));
+    log(`bumped ${bumped.length} components (${dbChanged.length} with a db/ change)`);
+
+    const cold = () => rm(cache, { force: true });
+    const commands: Measured[] = [
+      { label: `${size}: bare Node start`, args: ['-e', '0'], expectedExit: 0 },
+      { label: `${size}: upgrade --is-pending, cold`, args: [BIN, 'upgrade', '--is-pending', ...siteArgs], expectedExit: 2, before: cold },
+      { label: `${size}: upgrade --is-pending, warm`, args: [BIN, 'upgrade', '--is-pending', ...siteArgs], expectedExit: 2 },
+      { label: `${size}: upgrade --is-maintenance-required, cold`, args: [BIN, 'upgrade', '--is-maintenance-required', ...siteArgs], expectedExit: 3, before: cold },
+      { label: `${size}: upgrade --is-maintenance-required, warm`, args: [BIN, 'upgrade', '--is-maintenance-required', ...siteArgs], expectedExit: 3 },
+    ];
+    const samples = await roundRobin(commands, context.warmups, context.runs, log);
+    const timings = commands.map((command, index): Timing => summarize(command, samples[index]!, site.root, database.url));
+
+    let phases: Phase[] | undefined;
+    if (size === TARGET_SIZE) {
+      log(`breakdown: ${BREAKDOWN_RUNS} rounds of bench/support/phases.ts`);
+      phases = await breakdown(site.root, database.url);
+    }
+    return {
+      size,
+      timings,
+      bare: timings[0]!.median,
+      setup: [
+        `${size}: ${site.components.length} components (core + ${site.components.length - 1} plugins), ${site.components.length} tables; ` +
+          `${bumped.length} pending: ${bumped.length - dbChanged.length} code-only, ${dbChanged.length} with a db/ change and a new step; ` +
+          `install of the site (one run, not the subject of a target): ${formatMs(install.wallMs)}`,
+      ],
+      ...(phases ? { phases } : {}),
+    };
+  } finally {
+    await database.drop();
+    await site.cleanup();
+  }
+}
 
 /**
  * Runs every command `warmups + runs` times, one of each per round, rotating which goes first
@@ -108,6 +152,7 @@ async function roundRobin(commands: readonly Measured[], warmups: number, runs: 
     for (let offset = 0; offset < commands.length; offset++) {
       const index = (round + offset) % commands.length;
       const command = commands[index]!;
+      await command.before?.();
       const result: ProcessResult = await runNode(command.args);
       expectExit(result, command.expectedExit, command.label);
       times[index] = result.wallMs;

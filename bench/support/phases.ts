@@ -40,12 +40,16 @@ async function cli(root: string, databaseUrl: string): Promise<Record<string, nu
   const boot = performance.now(); // since the process started
   const { lap, phases } = stopwatch();
   await import(dist('cli/main.js'));
-  lap('import dist/cli/main.js (commander, kysely, pg, zod and src)');
-  const { discoverSite, openDatabase, readPlan } = (await import(dist('host.js'))) as typeof import('../../src/host.ts');
+  lap('import dist/cli/main.js (commander; each command loads on use)');
+  await import(dist('cli/upgrade-command.js'));
+  lap('import dist/cli/upgrade-command.js (kysely, pg, zod, discovery, planning)');
+  const { discoverSite } = (await import(dist('component/discover.js'))) as typeof import('../../src/component/discover.ts');
+  const { openDatabase } = (await import(dist('database/open.js'))) as typeof import('../../src/database/open.ts');
+  const { readPlan } = (await import(dist('plan/read.js'))) as typeof import('../../src/plan/read.ts');
   const { formatPlan } = (await import(dist('cli/format.js'))) as typeof import('../../src/cli/format.ts');
-  lap('import dist/host.js on top of it');
+  lap('import the functions used below (already loaded)');
   const code = await discoverSite(root);
-  lap(`discoverSite: ${code.components.size} components`);
+  lap(`discoverSite: ${code.components.size} components (with the discovery cache the previous run left)`);
   const database = await openDatabase(databaseUrl);
   lap('openDatabase: pool and first connection');
   const { plan } = await readPlan(database.db, { code });
