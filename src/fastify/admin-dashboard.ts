@@ -92,6 +92,11 @@ function button(action: string, token: string, label: string, fields: Readonly<R
 /**
  * The site's switches: maintenance on (with its message) or off, purge every cache, and the
  * UI upgrade lock.
+ *
+ * @example
+ * ```ts
+ * html`<h2>Site</h2>${flagsTable(state)}${siteActionsSection(state, csrfToken(request, reply))}`
+ * ```
  */
 export function siteActionsSection(state: SiteState, token: string): SafeHtml {
   const { maintenance, uiUpgradeLock } = state.flags;
@@ -117,6 +122,11 @@ function pair(installed: string | number | null | undefined, code: string | numb
 /**
  * Every component, installed or on disk: installed and code versions, release and code
  * increment (database → this front's code when they differ), its state, and its buttons.
+ *
+ * @example
+ * ```ts
+ * html`<h2>Components</h2>${componentsSection(front, front.state(), token)}`
+ * ```
  */
 export function componentsSection(front: Front, state: SiteState, token: string): SafeHtml {
   const names = [...new Set([...front.code.components.keys(), ...(state.installed?.keys() ?? [])])];
@@ -127,7 +137,10 @@ export function componentsSection(front: Front, state: SiteState, token: string)
       const paused = state.componentStates.get(name);
       let pausable = false;
       try {
-        if (code) pausable = pausableComponent(front.code, name) !== undefined;
+        if (code) {
+          pausableComponent(front.code, name);
+          pausable = true;
+        }
       } catch {
         // Not disableable, core or a subplugin: no pause button (the CLI would refuse it too).
       }
@@ -157,7 +170,14 @@ const ACTION_LABELS: Readonly<Record<string, string>> = {
   'ui-lock-clear': 'clear UI upgrade lock',
 };
 
-/** The operator log's latest rows (undefined: it could not be read). */
+/**
+ * The operator log's latest rows (undefined: it could not be read).
+ *
+ * @example
+ * ```ts
+ * html`<h2>Recent actions</h2>${recentActionsSection(await readOperatorLog(db).catch(() => undefined))}`
+ * ```
+ */
 export function recentActionsSection(rows: readonly OperatorLogRow[] | undefined): SafeHtml {
   if (rows === undefined) return html`<div class="notice error" id="recent-actions">Recent actions could not be read from the site database.</div>`;
   if (rows.length === 0) return html`<p id="recent-actions">No operator action yet.</p>`;

@@ -48,7 +48,14 @@ export interface OperatorContext {
   readonly onPaused?: (component: string) => void;
 }
 
-/** The operator log's name for an action. */
+/**
+ * The operator log's name for an action.
+ *
+ * @example
+ * ```ts
+ * operatorActionName({ kind: 'ui-lock', locked: false }) // => 'ui-lock-clear'
+ * ```
+ */
 export function operatorActionName(action: OperatorAction): OperatorActionName {
   if (action.kind === 'ui-lock') return action.locked ? 'ui-lock-set' : 'ui-lock-clear';
   return action.kind;
