@@ -93,9 +93,11 @@ describe.skipIf(!postgresAvailable)('admin upgrade: confirmation and mode (Postg
       await held.release();
     }
     let outcome: { running: boolean; outcome: string; error: string | null; lines: string[] } | undefined;
-    await waitFor('the run to end', async () => !(outcome = (await admin.json('/admin/upgrade/progress')).json()).running);
-    expect(outcome!.error).toBeNull();
-    expect(outcome!.outcome).toBe('succeeded');
+    await waitFor('the run to end', async () => {
+      outcome = (await admin.json('/admin/upgrade/progress')).json();
+      return !outcome!.running;
+    });
+    expect(outcome).toMatchObject({ error: null, outcome: 'succeeded' });
     expect(outcome!.lines.at(-1)).toMatch(/^Upgrade complete in/);
     expect((await readInstalled(database.db))?.get('local_wait')?.version).toBe(waitVersion(release));
     const [last] = await readUpgradeRuns(database.db, { limit: 1 });

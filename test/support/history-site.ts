@@ -152,7 +152,10 @@ export function planField(body: string): string {
 /** A browser for `app.inject`: keeps the cookies the server sets and sends them back. */
 export class Client {
   readonly cookies = new Map<string, string>();
-  constructor(readonly app: FastifyInstance) {}
+  readonly app: FastifyInstance;
+  constructor(app: FastifyInstance) {
+    this.app = app;
+  }
 
   async request(options: { method?: 'GET' | 'POST'; url: string; accept?: string; form?: Record<string, string> }): Promise<Response> {
     const headers: Record<string, string> = { accept: options.accept ?? 'text/html' };
