@@ -1,7 +1,9 @@
-import { relative } from 'node:path';
+import { readdir } from 'node:fs/promises';
+import { isAbsolute, join, relative, resolve } from 'node:path';
 import { sql, type Kysely } from 'kysely';
 import { discoverSite, type SiteCode } from '../component/discover.ts';
 import { loadSchema } from '../component/files.ts';
+import { importDefinitionFile } from '../component/load.ts';
 import { nearestKey } from '../component/manifest.ts';
 import { isConnectionLoss } from '../database/connection-loss.ts';
 import { notifyStateChanged, type SiteDatabase } from '../database/open.ts';
@@ -214,10 +216,44 @@ async function discoverOrRefuse(root: string, members: ReadonlySet<string>): Pro
     const field = isOutagelessError(error, errors.dependencyMissing.code) ? error.location.field : undefined;
     const dependency = field?.slice('dependencies.'.length);
     if (dependency !== undefined && members.has(dependency) && isOutagelessError(error)) {
-      throw errors.uninstallDependedOn(dependency, [{ component: error.location.component ?? '?', file: error.location.file ?? '?' }]);
+      const first = { component: error.location.component ?? '?', file: error.location.file ?? '?' };
+      const all = await dependentsOnDisk(root, members);
+      throw errors.uninstallDependedOn(dependency, all.some((d) => d.component === first.component) ? all : [first, ...all]);
     }
     throw error;
   }
+}
+
+async function subdirectories(path: string): Promise<string[]> {
+  const entries = await readdir(path, { withFileTypes: true }).catch(() => []);
+  return entries.filter((entry) => entry.isDirectory() && !entry.name.startsWith('.')).map((entry) => entry.name).sort();
+}
+
+/**
+ * Every component on disk whose version.ts lists one of `members`: discovery stops at the first
+ * one, and the refusal should name them all. Only read on that refusal; the manifests were
+ * already imported (and so are cached) by the discovery that failed.
+ */
+async function dependentsOnDisk(rootDir: string, members: ReadonlySet<string>): Promise<{ component: string; file: string }[]> {
+  const root = resolve(rootDir);
+  const found: { component: string; file: string }[] = [];
+  const visit = async (dir: string, name: string): Promise<void> => {
+    const file = join(dir, 'version.ts');
+    const loaded = await importDefinitionFile(file, name).catch(() => undefined);
+    if (loaded?.kind !== 'loaded') return;
+    const manifest = loaded.value as { dependencies?: Record<string, unknown>; subplugins?: Record<string, string> };
+    if (Object.keys(manifest.dependencies ?? {}).some((name) => members.has(name))) found.push({ component: name, file: relative(root, file) });
+    for (const [type, subdir] of Object.entries(manifest.subplugins ?? {})) {
+      // Discovery refuses a subplugin directory outside its parent; never follow one here.
+      if (typeof subdir !== 'string' || isAbsolute(subdir) || subdir.split(/[\\/]/).includes('..')) continue;
+      for (const sub of await subdirectories(join(dir, subdir))) await visit(join(dir, subdir, sub), `${type}_${sub}`);
+    }
+  };
+  await visit(join(root, 'core'), 'core');
+  for (const type of await subdirectories(join(root, 'plugins'))) {
+    for (const name of await subdirectories(join(root, 'plugins', type))) await visit(join(root, 'plugins', type, name), `${type}_${name}`);
+  }
+  return found;
 }
 
 /**

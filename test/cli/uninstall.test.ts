@@ -210,14 +210,19 @@ describe.skipIf(!postgresAvailable)('outageless uninstall on PostgreSQL', () => 
     expect(pending.code, pending.stdout + pending.stderr).toBe(0);
   });
 
-  it('refuses while an installed component on disk depends on it, naming it', async () => {
+  it('refuses while components on disk depend on it, naming every one', async () => {
     const kept = join(site.root, '..', `${site.root.split('/').pop()}-quiz`);
     await rename(join(site.root, 'plugins/mod/quiz'), kept);
+    // A second dependent (on disk, not installed yet): every one is named, not only the first.
+    await site.write('plugins/local/quizstats/version.ts', `import { defineVersion } from 'outageless';
+export default defineVersion({ component: 'local_quizstats', version: 2026050100, maturity: 'stable', dependencies: { mod_quiz: 2026010100 } });
+`);
     try {
       const refused = await expectRefused(uninstall('mod_quiz'), 'OUTAGELESS_ERR_UNINSTALL_DEPENDED_ON');
-      expect(refused.message).toContain('local_reports (plugins/local/reports/version.ts)');
+      expect(refused.message).toContain('local_quizstats (plugins/local/quizstats/version.ts), local_reports (plugins/local/reports/version.ts)');
     } finally {
       await rename(kept, join(site.root, 'plugins/mod/quiz'));
+      await site.remove('plugins/local/quizstats');
     }
     expect(await publicTables(database)).toContain('quiz');
   });
