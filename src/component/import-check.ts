@@ -12,6 +12,9 @@ import { Worker } from 'node:worker_threads';
 
 const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
+// The CLI turns the compile cache on (bin/outageless.js), but a worker is a Node instance of
+// its own: without this it strips the TypeScript of every file it checks again.
+require('node:module').enableCompileCache?.();
 let queue = Promise.resolve();
 parentPort.on('message', ({ id, url }) => {
   queue = queue.then(async () => {
