@@ -41,9 +41,7 @@ const PARSERS: Readonly<Record<string, (body: Form, drainTimeoutMs: number) => O
     const enabled = body?.enabled;
     if (enabled === 'off') return { kind: 'maintenance-off' };
     if (enabled !== 'on') throw errors.usage(`enabled must be "on" or "off", got "${enabled ?? ''}"`);
-    const message = body?.message?.trim() ?? '';
-    if (message.length > 500) throw errors.usage(`the maintenance message is ${message.length} characters long; at most 500 fit the 503 page`);
-    return { kind: 'maintenance-on', message: message || null };
+    return { kind: 'maintenance-on', message: body?.message?.trim() || null };
   },
   pause: (body, drainTimeoutMs) => ({ kind: 'pause', component: required(body, 'component'), reason: body?.reason?.trim() || null, drainTimeoutMs }),
   resume: (body) => ({ kind: 'resume', component: required(body, 'component') }),

@@ -104,9 +104,20 @@ function parentOf(code: SiteCode, name: string): { name: string; versionFile: st
  * ```
  */
 export function checkOperatorAction(code: SiteCode, action: OperatorAction): void {
+  checkMessage(action);
   if (action.kind === 'pause' || action.kind === 'resume') pausableComponent(code, action.component);
   if (action.kind === 'purge-caches' && action.component !== null && !code.components.has(action.component)) {
     throw errors.unknownComponent(action.component, [...code.components.keys()], code.root);
+  }
+}
+
+/** The longest maintenance message (or pause reason) the 503 page shows. */
+export const MAX_MESSAGE_LENGTH = 500;
+
+function checkMessage(action: OperatorAction): void {
+  const text = action.kind === 'maintenance-on' ? action.message : action.kind === 'pause' ? action.reason : null;
+  if (text && text.length > MAX_MESSAGE_LENGTH) {
+    throw errors.usage(`the ${action.kind === 'pause' ? 'pause reason' : 'maintenance message'} is ${text.length} characters long; at most ${MAX_MESSAGE_LENGTH} fit the 503 page`);
   }
 }
 
@@ -123,6 +134,7 @@ function subpluginsOf(code: SiteCode, name: string): string[] {
 
 async function perform(context: OperatorContext, action: OperatorAction): Promise<OperatorActionResult> {
   const { database } = context;
+  checkMessage(action);
   const code = action.kind === 'pause' || action.kind === 'resume' || (action.kind === 'purge-caches' && action.component !== null) ? await context.loadCode() : undefined;
   if (code) checkOperatorAction(code, action);
   switch (action.kind) {

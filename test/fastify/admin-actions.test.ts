@@ -342,12 +342,19 @@ describe.skipIf(!postgresAvailable)('admin console actions (PostgreSQL)', () => 
     ]);
     expect(logged[0]!.client).toMatch(/^.+@.+ pid \d+$/);
     expect(await paused()).toEqual([]);
+    // The message limit is the CLI's too: a bad command line, nothing enabled.
+    const long = await cli(['maintenance', 'enable', '--message', 'x'.repeat(501), ...args]);
+    expect(long.code).toBe(64);
+    expect(long.stderr).toContain('OUTAGELESS_ERR_USAGE: the maintenance message is 501 characters long; at most 500 fit the 503 page');
+    expect((await flags()).maintenance).toEqual({ enabled: false, message: null });
     // A drain timeout that is not a number is a bad command line (64), refused before the pause.
     const badDrain = await cli(['maintenance', 'enable', '--component', 'mod_assign', '--drain-timeout', 'soon', ...args]);
     expect(badDrain.code).toBe(64);
     expect(badDrain.stderr).toContain('OUTAGELESS_ERR_USAGE: --drain-timeout expects a number of seconds, got "soon"');
     expect(await paused()).toEqual([]);
-    expect((await loggedSince(before)).length).toBe(2);
+    expect((await loggedSince(before)).map((row) => [row.action, row.outcome, row.error_code])).toEqual([
+      ['pause', 'refused', 'OUTAGELESS_ERR_NOT_DISABLEABLE'], ['purge-caches', 'done', null], ['maintenance-on', 'refused', 'OUTAGELESS_ERR_USAGE'],
+    ]);
   }, 60_000);
 });
 
