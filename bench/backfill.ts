@@ -262,7 +262,7 @@ export default defineSchema({
 export default defineUpgrade({
   steps: [
 ${old(2026010101, 'extra1', "{ type: 'integer', nullable: true }")}${old(2026010102, 'extra2', "{ type: 'text', nullable: true }")}${old(2026010103, 'extra3', "{ type: 'boolean', default: false }")}    {
-      version: ${RELEASE_VERSION - 1},
+      version: 2026013100,
       id: '${component.name}_rank_and_extra1_index',
       description: 'Add rank, and an index on extra1 built CONCURRENTLY over every row',
       outage: 'none',

@@ -58,8 +58,8 @@ const CASES = {
     columns: COLOR,
     // Several steps lead to one release: their versions stay at or below the component's.
     steps: (T) => [
-      step('paint_add_color', addColor(T), { version: NEW - 2 }),
-      step('paint_fill', `await db.updateTable('${T}').set({ color: 'blue' }).where('color', 'is', null).execute();`, { version: NEW - 1 }),
+      step('paint_add_color', addColor(T), { version: OLD + 1 }),
+      step('paint_fill', `await db.updateTable('${T}').set({ color: 'blue' }).where('color', 'is', null).execute();`, { version: OLD + 2 }),
       step('paint_broken', `await db.insertInto('no_such_table').values({ a: 1 }).execute();`),
     ].join(''),
   },
@@ -149,7 +149,7 @@ describe('step harness on PGlite', () => {
     expect(harness.pending('local_good')).toEqual([
       { component: 'local_good', id: 'paint_add_color', version: NEW, outage: 'none', phase: 'main', transaction: true, status: 'pending' },
     ]);
-    expect(harness.pending('local_multi').map((s) => `${s.id} ${s.version}`)).toEqual([`paint_add_color ${NEW - 2}`, `paint_fill ${NEW - 1}`, `paint_broken ${NEW}`]);
+    expect(harness.pending('local_multi').map((s) => `${s.id} ${s.version}`)).toEqual([`paint_add_color ${OLD + 1}`, `paint_fill ${OLD + 2}`, `paint_broken ${NEW}`]);
   });
 
   it('says which steps have not run when the schema is checked too early', async () => {
