@@ -314,6 +314,7 @@ describe.skipIf(!postgresAvailable || !chromiumAvailable)('MDL-65471 test plan, 
       const body = await page.locator('body').innerText();
       if (target.href === '/') expect(body).toContain('"component":"core"');
       else if (target.href === '/admin/upgrade') expect(await page.title()).toBe('Upgrade');
+      else if (target.href === '/admin/history') expect(await page.locator('#upgrade-history').count()).toBe(1);
       else expect(body, target.href).toContain(`"component":"${target.text}"`);
       if (target.text === 'mod_assign') await shot(page, `${screenshotPrefix}-mod_assign`);
       visited.push(target.href);
@@ -577,6 +578,16 @@ describe.skipIf(!postgresAvailable || !chromiumAvailable)('MDL-65471 test plan, 
 
       const visited = await clickAround(page, '28-click-around');
       expect(visited).toEqual(expect.arrayContaining(['/', '/mod_assign/', '/theme_sleepy/', '/admin/upgrade']));
+
+      // The upgrade page says an online upgrade runs, and who runs it; never "retry later"
+      // while the site serves (issue 10). Its progress comes from the CLI run's own lines.
+      await page.goto('/admin/upgrade');
+      const banner = await page.locator('#upgrade-running').innerText();
+      expect(banner).toContain('An online upgrade is running, started by cli on');
+      expect(banner).toContain('The site keeps serving');
+      expect(banner).not.toContain('please retry later');
+      expect(await page.locator('#upgrade-progress').innerText()).toContain('Upgrade started (online mode) by cli');
+      await shot(page, '28-online-upgrade-banner');
     } finally {
       await context.close();
     }
