@@ -35,8 +35,8 @@ import { appendLog, readInstalled, writeInstalled, writeSavepoint } from '../sta
 import { recordComponentSchema, recordMissingComponentSchemas } from '../state/component-schema.ts';
 import { ensureStateTables, isStateTable } from '../state/tables.ts';
 import { readComponentStates, reclaimStalePauses, setComponentState } from '../state/component-state.ts';
-
 import { startRunRecorder, type RecordedMode, type RunOutcome, type RunRecorder } from './run-record.ts';
+
 /** Progress of a run, for the CLI's output and the admin page's live view. */
 export type UpgradeEvent =
   | { readonly kind: 'waiting-for-lock'; readonly holder: UpgradeLockHolder | undefined }
@@ -61,7 +61,6 @@ export interface UpgradeOptions {
   /** Asked once, with the plan, before anything is written; false cancels. */
   readonly confirm?: (plan: Plan) => Promise<boolean>;
   readonly onEvent?: (event: UpgradeEvent) => void;
-  /** `lock_timeout` of each DDL attempt (default 200 ms): the longest traffic may queue behind one. */
   /**
    * Who starts the run, for its row in outageless_upgrade_run (`outageless history`, the
    * admin banner): `cli`, `web`, … (default `api`).
@@ -69,6 +68,7 @@ export interface UpgradeOptions {
   readonly startedBy?: string;
   /** Where a failure to record progress in the database is reported (default: stderr); the run goes on. */
   readonly onRecordWarning?: (message: string) => void;
+  /** `lock_timeout` of each DDL attempt (default 200 ms): the longest traffic may queue behind one. */
   readonly lockTimeoutMs?: number;
   /** Total lock wait of one step over all its retries (default 60 s); past it the step fails cleanly. */
   readonly lockWaitMs?: number;
@@ -198,19 +198,19 @@ export async function runUpgrade(options: UpgradeOptions): Promise<UpgradeResult
   }
 
   const started = performance.now();
+  let outcome: RunOutcome = 'succeeded';
+  let failure: unknown;
   try {
     recorder = await recordRun(database, held, options, mode === 'online' && phase === 'all' && preview.pauses.length > 0 ? 'staged' : phase === 'pre' ? 'online' : mode, phase);
     emit({ kind: 'lock-acquired', holder: held.holder, runId: held.runId });
     await notifyStateChanged(database.db, 'upgrade-started');
-  let outcome: RunOutcome = 'succeeded';
-  let failure: unknown;
     // Another upgrader may have finished while we waited: the plan under the lock is the truth.
     let { plan } = await readPlan(database.db, { code });
     if (nothingToDo(plan)) {
+      outcome = 'nothing';
       await reclaimStalePauses(database.db, database.upgradeLock);
       return { kind: 'nothing-to-do', plan };
     }
-      outcome = 'nothing';
     assertRunnable(plan, mode, phase, options.allowUnstable ?? false);
     await preloadDefinitions(database.db, code, plan);
 
@@ -257,22 +257,18 @@ export async function runUpgrade(options: UpgradeOptions): Promise<UpgradeResult
 
     const { postApplied, postHeldBack } = await runOwedPostSteps(run, options.liveFronts);
     return { kind: 'upgraded', plan, runId, mode, durationMs: performance.now() - started, purgeCaches: plan.purgeCaches, purged, pauses, phase, preDurationMs, mainDurationMs, postApplied, postHeldBack };
-  } finally {
-    await held.release();
-    await notifyStateChanged(database.db, 'upgrade-finished').catch(() => {});
-  }
   } catch (error) {
     outcome = 'failed';
     failure = error;
     throw error;
-}
+  } finally {
     // Before the lock is released: a front that sees the lock free finds the run ended.
     await recorder?.finish({ outcome, durationMs: performance.now() - started, ...(outcome === 'failed' ? { error: failure } : {}) });
-
-/** Pending `pre` steps not applied yet, in upgrade order. */
-export function pendingPreSteps(plan: Plan): { readonly item: PlanItem; readonly step: PlannedStep }[] {
-  return plan.pending.flatMap((item) => (item.action === 'upgrade' ? item.steps.filter((step) => step.phase === 'pre' && !step.alreadyApplied).map((step) => ({ item, step })) : []));
+    await held.release();
+    await notifyStateChanged(database.db, 'upgrade-finished').catch(() => {});
+  }
 }
+
 /**
  * Starts the run's row and progress lines, on a connection of their own (see
  * SiteDatabase.autocommit). The state tables are made first (a fresh install has none yet);
@@ -284,6 +280,10 @@ async function recordRun(database: SiteDatabase, held: HeldUpgradeLock, options:
   return startRunRecorder(database.autocommit, { runId: held.runId, mode, phase, startedBy: options.startedBy ?? 'api', host: held.holder.host, pid: held.holder.pid }, warn);
 }
 
+/** Pending `pre` steps not applied yet, in upgrade order. */
+export function pendingPreSteps(plan: Plan): { readonly item: PlanItem; readonly step: PlannedStep }[] {
+  return plan.pending.flatMap((item) => (item.action === 'upgrade' ? item.steps.filter((step) => step.phase === 'pre' && !step.alreadyApplied).map((step) => ({ item, step })) : []));
+}
 
 /**
  * Runs the owed post steps that no live front holds back: a front still running the
