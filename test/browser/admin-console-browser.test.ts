@@ -6,14 +6,15 @@
  * 1. log in on A;
  * 2. pause local_pausy from the dashboard: its route answers 503 on B;
  * 3. resume it: 200 on B again;
- * 4. deploy release 2 (a class-none step that takes two seconds), restart A on it, and
+ * 4. deploy release 2 (a class-none step that waits for the test), restart A on it, and
  *    confirm the online upgrade: the confirmation page says online, the progress is live
- *    (running, then succeeded) while B keeps serving;
+ *    (running with the step's first line, B serving; then, let go, succeeded);
  * 5. find the run in /admin/history.
  *
  * Screenshots go to test-artifacts/admin-console/. Skips (and says so) without PostgreSQL or
  * /usr/bin/chromium.
  */
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
@@ -37,14 +38,23 @@ export default defineSchema({ tables: { local_pausy_note: { columns: { id: { typ
 const NO_STEPS = `import { defineUpgrade } from 'outageless';
 export default defineUpgrade({ steps: [] });
 `;
-/** Release 2: a class-none step slow enough for the page to show it running. */
-const SLOW_STEP = `import { setTimeout as sleep } from 'node:timers/promises';
+/**
+ * Release 2: a class-none step that waits until the file PAUSY_SIGNAL names exists, so the test
+ * sees the run going on (and the other front serving) before it lets the step finish.
+ */
+const SLOW_STEP = `import { existsSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { defineUpgrade } from 'outageless';
 export default defineUpgrade({ steps: [{
   version: ${V2}, id: 'pausy_note', description: 'Note the upgrade', outage: 'none',
   async run({ db, log }) {
+    const signal = process.env.PAUSY_SIGNAL;
+    if (!signal) throw new Error('PAUSY_SIGNAL is not set');
     log('noting the upgrade');
-    await sleep(2000);
+    for (let waited = 0; !existsSync(signal); waited += 25) {
+      if (waited > 60_000) throw new Error('the test never let the step go on');
+      await sleep(25);
+    }
     await db.insertInto('local_pausy_note').values({ note: 'release 2' }).execute();
     log('noted');
   },
@@ -65,7 +75,8 @@ describe.skipIf(!postgresAvailable || !chromiumAvailable)('admin console in Chro
   let context: BrowserContext | undefined;
   let page: Page;
   let shots: string;
-  const serve = () => startFront({ root: site.root, database: database.url, env: { OUTAGELESS_ADMIN_SECRET: ADMIN_SECRET }, readyTimeoutMs: 60_000 });
+  let signal: string;
+  const serve = () => startFront({ root: site.root, database: database.url, env: { OUTAGELESS_ADMIN_SECRET: ADMIN_SECRET, PAUSY_SIGNAL: signal }, readyTimeoutMs: 60_000 });
   const write = async (v: number, release: string, upgrade: string) => {
     await site.write('plugins/local/pausy/version.ts', version(v, release));
     await site.write('plugins/local/pausy/db/schema.ts', SCHEMA);
@@ -89,6 +100,7 @@ describe.skipIf(!postgresAvailable || !chromiumAvailable)('admin console in Chro
     shots = await artifactsDir('admin-console');
     database = await createScratchDatabase('admin_console_browser');
     site = await createSiteDir();
+    signal = join(site.root, 'pausy-go-on');
     await writeBareCore(site, V1);
     await write(V1, '1.0', NO_STEPS);
     const installed = await cli(['upgrade', '--non-interactive', '--root', site.root, '--database', database.url]);
@@ -178,11 +190,13 @@ describe.skipIf(!postgresAvailable || !chromiumAvailable)('admin console in Chro
     runId = new URL(page.url()).searchParams.get('run')!;
     expect(runId).toMatch(/\S/);
     const outcome = page.locator('#upgrade-outcome');
-    // Live: the step takes two seconds, so the page first shows the run going on, and B serves meanwhile.
+    // Live: the step waits for the test, so the page shows the run going on, and B serves meanwhile.
+    expect(await outcome.textContent()).toBe('running');
+    await expect.poll(() => page.locator('#upgrade-progress').textContent(), { timeout: 20_000 }).toContain('noting the upgrade');
     expect(await outcome.textContent()).toBe('running');
     expect((await fetch(`${frontB!.url}/local_pausy/`)).status).toBe(200);
-    await expect.poll(() => page.locator('#upgrade-progress').textContent(), { timeout: 20_000 }).toContain('noting the upgrade');
     await page.screenshot({ path: join(shots, '4c-progress.png'), fullPage: true });
+    await writeFile(signal, 'go on');
     await expect.poll(() => page.locator('#upgrade-outcome').textContent(), { timeout: 30_000 }).toBe('succeeded');
     expect(await page.locator('#upgrade-progress').textContent()).toContain('noted');
     expect((await client.query('select note from local_pausy_note')).rows).toEqual([{ note: 'release 2' }]);
