@@ -147,7 +147,10 @@ export function componentsSection(front: Front, state: SiteState, token: string)
       const stateCell = !paused
         ? html`<td class="state-normal" data-state="normal">normal</td>`
         : html`<td class="state-${paused.state === 'maintenance' ? 'paused' : 'post-install'}" data-state="${paused.state === 'maintenance' ? 'paused' : 'post-install'}">${paused.state === 'maintenance' ? 'paused' : 'post-install (admins only)'}${paused.reason ? `: ${paused.reason}` : ''}, since ${timeTag(paused.since)}${paused.pausedByRun ? ` by upgrade run ${paused.pausedByRun}` : ''}</td>`;
-      const toggle = !pausable || paused?.pausedByRun
+      // A pause an upgrade run holds is the run's while an upgrade runs (the action would be
+      // refused); one a finished run left behind (post-install) is the operator's to end.
+      const held = paused?.pausedByRun !== null && paused?.pausedByRun !== undefined && state.upgrade !== undefined;
+      const toggle = !pausable || held
         ? ''
         : paused
           ? button('/admin/actions/resume', token, 'Resume', { component: name })

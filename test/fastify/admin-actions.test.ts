@@ -229,6 +229,12 @@ describe.skipIf(!postgresAvailable)('admin console actions (PostgreSQL)', () => 
     } finally {
       await held!.release();
     }
+    // What the run left behind once it is gone (a staged upgrade's post-install) is the operator's to end.
+    await setComponentState(database.db, 'mod_assign', 'post-install');
+    await app.outageless.refresh();
+    const cell = /<tr data-component="mod_assign">([\s\S]*?)<\/tr>/.exec((await admin.get('/admin')).body)?.[1] ?? '';
+    expect(cell).toContain('data-state="post-install">post-install (admins only)');
+    expect(cell).toContain('action="/admin/actions/resume"');
     const resume = await admin.act('resume', { component: 'mod_assign' });
     expect(resume.statusCode, resume.body).toBe(303);
     expect(await paused()).toEqual([]);
