@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { ExitCode } from '../errors.ts';
+import { errors, ExitCode } from '../errors.ts';
 import { runUninstall, type UninstallPlan } from '../upgrade/uninstall.ts';
 import { confirm } from './confirm.ts';
 import { output, withDatabase, withSiteOptions, type CommandResult, type SiteOptions } from './context.ts';
@@ -52,7 +52,10 @@ export function uninstallCommand(run: (result: Promise<CommandResult>) => void):
     .argument('<component>', 'installed component, e.g. block_news')
     .option('--non-interactive', 'do not ask for confirmation')
     .option('-y, --yes', 'alias of --non-interactive')
-    .action((component: string, flags: UninstallFlags) =>
+    .action((component: string, flags: UninstallFlags) => {
+      const yes = flags.nonInteractive === true || flags.yes === true;
+      // Checked before the database is opened. The question would print into the JSON document.
+      if (flags.json && !yes) throw errors.usage('uninstall --json needs --yes (or --non-interactive): the confirmation question would print into the JSON output');
       run(
         withDatabase(flags, async (database) => {
           const out = output(flags);
@@ -62,7 +65,7 @@ export function uninstallCommand(run: (result: Promise<CommandResult>) => void):
             component,
             confirm: async (plan) => {
               out.text(formatUninstallPlan(plan));
-              return flags.nonInteractive === true || flags.yes === true || (await confirm(`Uninstall ${plan.targets.map((t) => t.component).join(', ')}? Its tables and data are dropped for good.`));
+              return yes || (await confirm(`Uninstall ${plan.targets.map((t) => t.component).join(', ')}? Its tables and data are dropped for good.`));
             },
           });
           const components = result.plan.targets.map((target) => target.component).join(', ');
@@ -70,6 +73,6 @@ export function uninstallCommand(run: (result: Promise<CommandResult>) => void):
           out.json({ result: 'uninstalled', runId: result.runId, durationMs: Math.round(result.durationMs), ...planToJson(result.plan), stateRows: result.stateRows });
           return ExitCode.ok;
         }),
-      ),
-    );
+      );
+    });
 }

@@ -231,8 +231,8 @@ async function subdirectories(path: string): Promise<string[]> {
 
 /**
  * Every component on disk whose version.ts lists one of `members`: discovery stops at the first
- * one, and the refusal should name them all. Only read on that refusal; the manifests were
- * already imported (and so are cached) by the discovery that failed.
+ * one, and the refusal should name them all. Only read on that refusal, which is rare enough
+ * for a plain walk of the plugin directories.
  */
 async function dependentsOnDisk(rootDir: string, members: ReadonlySet<string>): Promise<{ component: string; file: string }[]> {
   const root = resolve(rootDir);

@@ -21,6 +21,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PgBoss } from 'pg-boss';
 import { discoverSite } from '../../src/component/discover.ts';
 import { loadSchema } from '../../src/component/files.ts';
+import { main } from '../../src/cli/main.ts';
 import { openDatabase, type SiteDatabase } from '../../src/database/open.ts';
 import { isOutagelessError } from '../../src/errors.ts';
 import { eventQueue, JOBS_SCHEMA, taskQueue } from '../../src/jobs/names.ts';
@@ -129,6 +130,9 @@ describe.skipIf(!postgresAvailable)('outageless uninstall on PostgreSQL', () => 
     const unknown = await expectRefused(uninstall('block_newz'), 'OUTAGELESS_ERR_COMPONENT_NOT_INSTALLED');
     expect(unknown.hint).toContain('Did you mean `block_news`?');
     expect(unknown.location.component).toBe('block_newz');
+    // --json without --yes would print the question into the JSON: a bad command line (64).
+    expect(await main(['uninstall', 'block_news', '--json', '--root', site.root, '--database', scratch.url])).toBe(64);
+    expect(await publicTables(database)).toContain('block_news_post');
   });
 
   it('refuses while the code is on disk (exit 1), and the database is byte-equal', async () => {
