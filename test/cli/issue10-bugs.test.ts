@@ -18,6 +18,7 @@ import { buildPlan, type Plan } from '../../src/plan/plan.ts';
 import type { InstalledComponent } from '../../src/state/installed.ts';
 import { describeUpgradeEvent } from '../../src/upgrade/describe-event.ts';
 import { runUpgrade } from '../../src/upgrade/run.ts';
+import { checkOperatorAction } from '../../src/runtime/operator-actions.ts';
 import { createScratchDatabase, postgresAvailable, TEST_DATABASE_URL, type ScratchDatabase } from '../support/databases.ts';
 import { createSiteDir, RELEASES, writeBareCore, type SiteDir } from '../support/sites.ts';
 
@@ -219,6 +220,28 @@ describe('db/ files are checked whenever they changed, even without a version bu
   });
 });
 
+describe('MANIFEST_INVALID fix line (fixed in issue 11; checked here against the issue 10 report)', () => {
+  it('a missing version.ts, a missing default export and a non-version field get fixes of their own, not the version format', async () => {
+    const site = await createSiteDir();
+    try {
+      await writeBareCore(site, 2026010100);
+      await site.write('plugins/local/x/db/schema.ts', "import { defineSchema } from 'outageless';\nexport default defineSchema({ tables: {} });\n");
+      const missing = await rejection(discoverSite(site.root));
+      expect(missing.code).toBe('OUTAGELESS_ERR_FILE_MISSING');
+      expect(missing.hint).not.toContain('Versions are integers');
+      await site.write('plugins/local/x/version.ts', "import { defineVersion } from 'outageless';\nexport const version = defineVersion({ component: 'local_x', version: 2026010100 });\n");
+      const noDefault = await rejection(discoverSite(site.root));
+      expect(noDefault.code).toBe('OUTAGELESS_ERR_NO_DEFAULT_EXPORT');
+      expect(noDefault.hint).not.toContain('Versions are integers');
+      await site.write('plugins/local/x/version.ts', "import { defineVersion } from 'outageless';\nexport default defineVersion({ component: 'local_x', version: 2026010100, maturity: 'gold' as never });\n");
+      const field = await rejection(discoverSite(site.root));
+      expect(field).toMatchObject({ code: 'OUTAGELESS_ERR_MANIFEST_INVALID', hint: 'Correct "maturity" in plugins/local/x/version.ts.' });
+    } finally {
+      await site.cleanup();
+    }
+  });
+});
+
 describe('fix lines', () => {
   it('a subplugin pause says to pause the parent, not to declare disableable', () => {
     const why = 'assignsubmission_file is a subplugin: it pauses with its parent mod_assign';
@@ -232,6 +255,22 @@ describe('fix lines', () => {
     expect(undeclared.hint).toContain('declare maintenance: { disableable: true } in plugins/mod/assign/version.ts, then run `outageless maintenance enable --component mod_assign`');
     expect(errors.notDisableable('core', 'core/version.ts', 'core cannot pause on its own').hint).toContain('`outageless maintenance enable`');
     expect(errors.notDisableable('mod_quiz', 'plugins/mod/quiz/version.ts', 'no').hint).toContain('disableable: true');
+  });
+
+  it('what `maintenance enable --component` and the admin pause answer for a subplugin and an unknown name', async () => {
+    const pause = (component: string) => ({ kind: 'pause', component, reason: null, drainTimeoutMs: 0 }) as const;
+    // Release 4: mod_assign declares disableable, so pausing it is the whole fix.
+    const release4 = await discoverSite(join(RELEASES, '4'));
+    const subplugin = thrown(() => checkOperatorAction(release4, pause('assignsubmission_file')));
+    expect(subplugin.code).toBe('OUTAGELESS_ERR_NOT_DISABLEABLE');
+    expect(subplugin.hint).toBe('Pause its parent instead: `outageless maintenance enable --component mod_assign` pauses mod_assign and its subplugins, assignsubmission_file among them.');
+    // Release 1: it does not, so the declaration goes into the parent's version.ts.
+    const release1 = await discoverSite(join(RELEASES, '1'));
+    expect(thrown(() => checkOperatorAction(release1, pause('assignsubmission_file'))).hint).toContain('in plugins/mod/assign/version.ts, then run `outageless maintenance enable --component mod_assign`');
+    const typo = thrown(() => checkOperatorAction(release1, { kind: 'purge-caches', component: 'mod_asign' }));
+    expect(typo.code).toBe('OUTAGELESS_ERR_UNKNOWN_COMPONENT');
+    expect(typo.hint).toMatch(/^Did you mean `mod_assign`\?/);
+    expect(thrown(() => checkOperatorAction(release1, pause('mod_asign'))).code).toBe('OUTAGELESS_ERR_UNKNOWN_COMPONENT');
   });
 
   it('one code for an unknown component, with did-you-mean, wherever the name was typed', () => {
