@@ -132,6 +132,13 @@ export interface PlanInput {
    * against it. Without it, renames and drops are judged as breaking whatever they touch.
    */
   readonly liveSchema?: SchemaShape;
+  /**
+   * Reads the live schema of just the named tables, when `liveSchema` is not given: the plan
+   * names the tables its steps declared `none` touch (none at all when no such step is
+   * pending, and then it reads nothing). Verification looks up no other table, so the
+   * answer is the one the whole schema gives.
+   */
+  readonly readLiveSchema?: (tables: readonly string[]) => Promise<SchemaShape>;
   /** Background migrations and owed post steps, for the finalization gates. */
   readonly prerequisites?: PrerequisiteStates;
   /**
@@ -159,7 +166,8 @@ const PURGE_RANK: Record<CachePurge, number> = { none: 0, own: 1, all: 2 };
  * if (plan.maintenanceRequired) console.log(plan.maintenanceReasons.join('\n'))
  * ```
  */
-export async function buildPlan(input: PlanInput): Promise<Plan> {
+export async function buildPlan(planInput: PlanInput): Promise<Plan> {
+  let input = planInput;
   const { code, installed } = input;
   const ordered = upgradeOrder(code);
 
@@ -178,6 +186,7 @@ export async function buildPlan(input: PlanInput): Promise<Plan> {
   for (const component of ordered) {
     if (readsUpgradeFile(input, component)) loadUpgrade(input.code, component).catch(() => undefined);
   }
+  if (input.liveSchema === undefined && input.readLiveSchema) input = { ...input, liveSchema: await input.readLiveSchema(await verifiedTables(input, ordered)) };
   const items: PlanItem[] = [];
   for (const component of ordered) items.push(await planComponent(input, component));
   for (const row of installed?.values() ?? []) {
@@ -226,6 +235,29 @@ function missingItem(row: InstalledComponent): PlanItem {
     pauses: undefined,
     code: undefined,
   };
+}
+
+/**
+ * The tables the verification of the pending steps declared `none` will look up (the same
+ * steps {@link planComponent} verifies). A db/upgrade.ts that fails to load names none here:
+ * the plan reports its error, in upgrade order, before any verification.
+ */
+async function verifiedTables(input: PlanInput, ordered: readonly Component[]): Promise<string[]> {
+  const tables = new Set<string>();
+  for (const component of ordered) {
+    if (!readsUpgradeFile(input, component)) continue;
+    const row = input.installed!.get(component.name)!;
+    const upgrade = await loadUpgrade(input.code, component).catch(() => undefined);
+    const applied = input.appliedSteps.get(component.name);
+    for (const step of upgrade?.steps ?? []) {
+      if (step.version <= row.version || isBackgroundStep(step) || isManualStep(step) || (step.outage ?? 'site') !== 'none' || applied?.has(step.id)) continue;
+      for (const call of verifyStep(step, undefined).calls) {
+        if (call.kind === 'renameTable') tables.add(call.from).add(call.to);
+        else tables.add(call.table);
+      }
+    }
+  }
+  return [...tables].sort();
 }
 
 /** Whether {@link planComponent} will load the component's db/upgrade.ts: a version bump with db/ changed. */

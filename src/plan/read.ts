@@ -27,10 +27,11 @@ export async function readPlan(
 ): Promise<{ code: SiteCode; plan: Plan }> {
   const code = 'code' in source ? source.code : await discoverSite(source.root);
   const [installed, appliedSteps] = await Promise.all([readInstalled(db), readAppliedSteps(db)]);
-  // What the installed release reads, for verifying steps declared `none` against it.
-  const liveSchema = installed ? await readSchemaShape(db, isStateTable) : undefined;
+  // What the installed release reads, for verifying steps declared `none` against it: only
+  // the tables those steps touch (none when no such step is pending, as on most deploys).
+  const readLiveSchema = installed ? (tables: readonly string[]) => readSchemaShape(db, isStateTable, tables) : undefined;
   const prerequisites = installed ? await readPrerequisites(db) : undefined;
-  return { code, plan: await buildPlan({ code, installed, appliedSteps, liveSchema, ...(prerequisites ? { prerequisites } : {}), olderCode: options.olderCode ?? 'throw' }) };
+  return { code, plan: await buildPlan({ code, installed, appliedSteps, ...(readLiveSchema ? { readLiveSchema } : {}), ...(prerequisites ? { prerequisites } : {}), olderCode: options.olderCode ?? 'throw' }) };
 }
 
 /** Background migrations and owed post steps, as the finalization gates judge them. */
