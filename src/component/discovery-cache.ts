@@ -83,7 +83,8 @@ function statOf(path: string): BigIntStats | undefined {
   return statSync(path, { bigint: true, throwIfNoEntry: false });
 }
 
-function stampOf(path: string): Stamp {
+/** A file's `size:mtimeNs:ctimeNs`, or `-` when it does not exist (the import check's cache keys by it too). */
+export function stampOf(path: string): string {
   const info = statOf(path);
   return info ? `${info.size}:${info.mtimeNs}:${info.ctimeNs}` : '-';
 }
@@ -94,7 +95,7 @@ let engineKey: string | undefined;
  * Which build of outageless and Node made the cache: a cached manifest was validated by this
  * code, so a newer rule (a stricter version check) must see every manifest again.
  */
-function engine(): string {
+export function engine(): string {
   if (engineKey !== undefined) return engineKey;
   const here = fileURLToPath(import.meta.url);
   const { dir, ext } = parse(here);
@@ -296,13 +297,16 @@ function importsOnlyOutageless(source: string): boolean {
   return !/\b(?:import|require|from)\b/.test(source.replace(OUTAGELESS_IMPORT, ''));
 }
 
+const ONLY_OUTAGELESS: ReadonlySet<string> = new Set(['outageless']);
+
 /**
- * `version` and every file it imports by a relative path, transitively; undefined when one
+ * `version` and every file it imports by a relative path, transitively (the import check's
+ * cache passes `packages` to allow `kysely` too, as step files may import it); undefined when one
  * of them imports anything else (a package other than `outageless`, a built-in, an import at
  * run time) or names an {@link UNCACHEABLE_WORDS} global. Any failure to read or parse a file
  * also means "not cacheable": the import that follows reports the real problem.
  */
-async function sourceFiles(version: string): Promise<string[] | undefined> {
+export async function sourceFiles(version: string, packages: ReadonlySet<string> = ONLY_OUTAGELESS): Promise<string[] | undefined> {
   const { listImports, resolveLocal } = await import('./import-lint.ts');
   const files: string[] = [];
   const queue = [version];
@@ -320,7 +324,7 @@ async function sourceFiles(version: string): Promise<string[] | undefined> {
       if (importsOnlyOutageless(source)) continue;
       for (const found of await listImports(file, '', file)) {
         if (found.specifier === undefined || found.form === 'dynamic-import' || found.form === 'require') return undefined;
-        if (found.specifier === 'outageless') continue;
+        if (packages.has(found.specifier)) continue;
         const target = resolveLocal(file, found.specifier);
         if (target === undefined) return undefined;
         queue.push(target);

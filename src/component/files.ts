@@ -47,7 +47,7 @@ async function importDbFile(code: SiteCode, component: Component, file: string):
   const shown = display(code, component, file);
   let found: DefinitionFile;
   try {
-    found = await importDefinitionFile(join(component.dir, 'db', file), component.name);
+    found = await importDefinitionFile(join(component.dir, 'db', file), component.name, code.root);
   } catch (error) {
     if (isOutagelessError(error, errors.loadFailed.code)) throw errors.loadFailed(shown, error.cause, component.name);
     if (isOutagelessError(error, errors.loadTimeout.code)) throw errors.loadTimeout(shown, loadTimeoutMs(), component.name);

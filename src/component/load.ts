@@ -3,6 +3,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { errors, isOutagelessError, noteCommonjsPackage } from '../errors.ts';
 import { finishesLoading } from './import-check.ts';
+import { knownToFinish, prepareVerdict } from './import-check-cache.ts';
 
 /** How long one import, or one `metadata()` call, may take before it is reported. */
 export const DEFAULT_LOAD_TIMEOUT_MS = 10_000;
@@ -66,13 +67,19 @@ async function moduleUrl(file: string): Promise<string> {
   return `${pathToFileURL(file).href}?v=${info.size}-${Math.trunc(info.mtimeMs * 1000)}`;
 }
 
-async function importWithLimit(file: string, component: string | undefined, precheck: boolean): Promise<Record<string, unknown>> {
+async function importWithLimit(file: string, component: string | undefined, precheck: boolean, root?: string): Promise<Record<string, unknown>> {
   const limit = loadTimeoutMs();
   try {
     const url = await moduleUrl(file);
     // An endless synchronous loop never yields to a timer here, so definition files are
     // first loaded in a worker that can be terminated (import-check.ts).
-    if (precheck && !(await finishesLoading(url, limit))) throw errors.loadTimeout(file, limit, component);
+    // A file of the site at `root` that finished before and has not changed is not checked
+    // again (import-check-cache.ts): a warm plan starts no worker.
+    if (precheck && !(root !== undefined && knownToFinish(root, file))) {
+      const recording = root === undefined ? undefined : await prepareVerdict(root, file);
+      if (!(await finishesLoading(url, limit))) throw errors.loadTimeout(file, limit, component);
+      recording?.record();
+    }
     return await withTimeLimit(import(url) as Promise<Record<string, unknown>>, limit, () => errors.loadTimeout(file, limit, component));
   } catch (error) {
     if (isOutagelessError(error, errors.loadTimeout.code)) throw error;
@@ -126,7 +133,8 @@ export type DefinitionFile =
  * Imports a definition file, telling apart a file that does not exist from one that exists
  * but has no default export: the first means "nothing declared", the second is a mistake.
  * The file is first loaded in a worker, so even an endless loop at import is reported
- * (`OUTAGELESS_ERR_LOAD_TIMEOUT`) instead of hanging the process.
+ * (`OUTAGELESS_ERR_LOAD_TIMEOUT`) instead of hanging the process. With the site's `root`,
+ * a file that finished before and has not changed skips that worker (import-check-cache.ts).
  *
  * @example
  * ```ts
@@ -134,13 +142,13 @@ export type DefinitionFile =
  * if (found.kind === 'no-default') throw errors.noDefaultExport(file, 'mod_assign', 'defineUpgrade({...})', found.named)
  * ```
  */
-export async function importDefinitionFile(file: string, component?: string): Promise<DefinitionFile> {
+export async function importDefinitionFile(file: string, component?: string, root?: string): Promise<DefinitionFile> {
   try {
     await stat(file);
   } catch {
     return { kind: 'missing' };
   }
-  const module = await importWithLimit(file, component, true);
+  const module = await importWithLimit(file, component, true, root);
   if (module.default === undefined) return { kind: 'no-default', named: Object.keys(module).filter((name) => name !== 'default') };
   return { kind: 'loaded', value: module.default };
 }
