@@ -44,6 +44,8 @@ export function importCheckCachePath(root: string): string {
 }
 
 const open = new Map<string, Verdicts>();
+/** One exit listener for every site's verdicts, however long the process lives. */
+let flushOnExit = false;
 
 function verdictsOf(root: string): Verdicts {
   let verdicts = open.get(root);
@@ -132,7 +134,10 @@ export async function prepareVerdict(root: string, file: string): Promise<{ reco
       if (!verdicts.dirty) {
         verdicts.dirty = true;
         // Once, however many files were checked; a process that exits first still writes it.
-        process.once('exit', () => save(verdicts));
+        if (!flushOnExit) {
+          flushOnExit = true;
+          process.once('exit', () => open.forEach(save));
+        }
         setImmediate(() => save(verdicts)).unref();
       }
     },
