@@ -11,7 +11,7 @@ import { buildPlan } from '../../src/plan/plan.ts';
 import { planToJson } from '../../src/cli/format.ts';
 import type { SchemaShape } from '../../src/schema/online-safety.ts';
 import type { InstalledComponent } from '../../src/state/installed.ts';
-import { createSiteDir, type SiteDir } from '../support/sites.ts';
+import { createSiteDir, writeBareCore, type SiteDir } from '../support/sites.ts';
 
 const RELEASES = [1, 2, 3, 4, 5, 6, 7, 8];
 const sites = new Map<number, SiteDir>();
@@ -70,6 +70,43 @@ describe('plan: live schema of the touched tables only', () => {
     if ((full as { error?: string }).error === undefined) {
       expect(asked).toHaveLength(1);
       expect(asked[0]).not.toContain('unrelated_table');
+    }
+  });
+
+  it('a step declared none that renames a column the installed release reads is raised, as with the whole schema', async () => {
+    const site = await createSiteDir();
+    try {
+      await site.write('package.json', `${JSON.stringify({ name: 'scoped', private: true, type: 'module' })}\n`);
+      await writeBareCore(site, 2026010100);
+      const version = (v: number) => `import { defineVersion } from 'outageless';\nexport default defineVersion({ component: 'local_alpha', version: ${v}, maturity: 'stable' });\n`;
+      await site.write('plugins/local/alpha/version.ts', version(2026010100));
+      await site.write('plugins/local/alpha/db/upgrade.ts', `import { defineUpgrade } from 'outageless';\nexport default defineUpgrade({ steps: [] });\n`);
+      const before = await discoverSite(site.root);
+      const installed = new Map<string, InstalledComponent>([...before.components.values()].map((c) => [c.name, {
+        component: c.name, version: c.manifest.version, release: null, codeIncrement: c.manifest.codeIncrement ?? null,
+        definitionsHash: c.definitions.hash, definitions: c.definitions.files, updatedAt: new Date(0),
+      }]));
+      await site.write('plugins/local/alpha/version.ts', version(2026010200));
+      await site.write('plugins/local/alpha/db/upgrade.ts', `import { defineUpgrade } from 'outageless';
+export default defineUpgrade({ steps: [
+  { version: 2026010200, id: 'rename', outage: 'none', async run({ schema }) { await schema.renameColumn('alpha_item', 'name', 'title'); await schema.dropColumn('alpha_new', 'x'); } },
+] });
+`);
+      const schema: SchemaShape = { tables: { alpha_item: { columns: [{ name: 'id', type: 'bigint', nullable: false }, { name: 'name', type: 'text', nullable: true }] }, unrelated_table: { columns: [] } } };
+      const full = planToJson(await buildPlan({ code: await discoverSite(site.root), installed, appliedSteps: new Map(), liveSchema: schema }));
+      const asked: string[][] = [];
+      const scoped = planToJson(await buildPlan({
+        code: await discoverSite(site.root), installed, appliedSteps: new Map(),
+        readLiveSchema: async (tables) => (asked.push([...tables]), { tables: Object.fromEntries(tables.flatMap((table) => (schema.tables[table] ? [[table, schema.tables[table]]] : []))) }),
+      }));
+      expect(asked).toEqual([['alpha_item', 'alpha_new']]);
+      expect(JSON.stringify(scoped)).toBe(JSON.stringify(full));
+      // Breaking on the table the old code reads; the drop on a table it does not have is safe.
+      expect(scoped.outage).toBe('site');
+      expect(JSON.stringify(scoped.components)).toContain('breaking');
+      expect(JSON.stringify(scoped.components)).not.toContain('alpha_new');
+    } finally {
+      await site.cleanup();
     }
   });
 
