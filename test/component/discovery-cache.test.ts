@@ -107,16 +107,21 @@ describe('discovery cache', () => {
     const first = await warm();
     const now = new Date();
     await utimes(join(site.root, 'plugins/local/alpha/db/schema.ts'), now, now);
+    // Each change is older than the cache the next discovery writes, or the racy rule (file times
+    // tick at the kernel's coarse clock) reloads it once more on the discovery after.
+    await sleep(20);
     const touched = await discover();
     expect(touched.imported).toEqual(['local_alpha']);
     expect(touched.code.components.get('local_alpha')?.definitions).toEqual(first.components.get('local_alpha')?.definitions);
 
     await site.write('plugins/local/gamma/db/schema.ts', schema('local_gamma_item', "id: { type: 'bigint', autoIncrement: true }, note: { type: 'text', nullable: true }"));
+    await sleep(20);
     const changed = await discover();
     expect(changed.imported).toEqual(['local_gamma']);
     expect(changed.code.components.get('local_gamma')?.definitions.hash).not.toBe(first.components.get('local_gamma')?.definitions.hash);
 
     await site.write('plugins/local/beta/db/upgrade.ts', `import { defineUpgrade } from 'outageless';\nexport default defineUpgrade({ steps: [] });\n`);
+    await sleep(20);
     const added = await discover();
     expect(added.imported).toEqual(['local_beta']);
     expect(Object.keys(added.code.components.get('local_beta')!.definitions.files).sort()).toEqual(['schema.ts', 'upgrade.ts']);
