@@ -49,7 +49,7 @@ export async function withTimeLimit<T>(work: Promise<T> | T, limitMs: number, on
  * default export. A file that fails to load becomes `OUTAGELESS_ERR_LOAD_FAILED` naming it;
  * one that does not finish loading within {@link loadTimeoutMs} becomes `OUTAGELESS_ERR_LOAD_TIMEOUT`.
  *
- * The URL carries the file's size and mtime, so a long-lived process (a front, a test)
+ * The URL carries the file's size, mtime and ctime, so a long-lived process (a front, a test)
  * that sees an edited file loads the new text instead of Node's cached module.
  */
 export async function importDefault(file: string, component?: string): Promise<unknown> {
@@ -62,9 +62,11 @@ export async function importModule(file: string, component?: string): Promise<Re
 }
 
 async function moduleUrl(file: string): Promise<string> {
-  const info = await stat(file);
+  const info = await stat(file, { bigint: true });
+  // The ctime too: a file rewritten to the same size with its mtime put back (tar, rsync -t, a
+  // test pinning mtimes to whole seconds) must not come back as the module cached before.
   // Integers only: a fractional mtime ('…-1795317435775.826') looks like a file extension to Vite.
-  return `${pathToFileURL(file).href}?v=${info.size}-${Math.trunc(info.mtimeMs * 1000)}`;
+  return `${pathToFileURL(file).href}?v=${info.size}-${info.mtimeNs}-${info.ctimeNs}`;
 }
 
 async function importWithLimit(file: string, component: string | undefined, precheck: boolean, root?: string): Promise<Record<string, unknown>> {

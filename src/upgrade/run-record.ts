@@ -91,9 +91,18 @@ export function startRunRecorder(db: Kysely<any>, start: RunStart, warn: (messag
       },
     );
   };
+  // Lines wait in a buffer while a write is in flight, and go in one INSERT after it: a run that
+  // emits lines faster than the database commits them (a loaded server, a hundred quick steps)
+  // keeps a short queue, so its outcome is written before the lock is released, not after.
+  let buffered: { run_id: string; seq: number; at: Date; kind: string; component: string | null; message: string }[] = [];
   const insertEvent = (kind: string, component: string | null, message: string) => {
-    const row = { run_id: start.runId, seq: ++seq, at: new Date(), kind, component, message };
-    enqueue(`event ${kind}`, () => db.insertInto('outageless_upgrade_event').values(row).execute());
+    buffered.push({ run_id: start.runId, seq: ++seq, at: new Date(), kind, component, message });
+    if (buffered.length > 1) return;
+    enqueue(`event ${kind}`, () => {
+      const rows = buffered;
+      buffered = [];
+      return db.insertInto('outageless_upgrade_event').values(rows).execute();
+    });
   };
 
   const startedAt = new Date();
