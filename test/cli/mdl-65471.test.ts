@@ -2,7 +2,7 @@
  * The CLI-only steps of the MDL-65471 test plan (../shared/seeds/002_*.txt: steps 1–7,
  * 16–20, 30–37) against the example site, with the exit codes of DESIGN §4.2. "Container 1"
  * is the real `outageless` binary; editing PHP files becomes editing the component's .ts.
- * Runs on PostgreSQL and on the embedded database.
+ * Runs on PostgreSQL, or on the embedded database where there is no server.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
@@ -125,4 +125,7 @@ function mdlPlan(kind: 'postgres' | 'pglite') {
 }
 
 describe.skipIf(!postgresAvailable)('MDL-65471 CLI steps on PostgreSQL', () => mdlPlan('postgres'));
-describe('MDL-65471 CLI steps on the embedded database', () => mdlPlan('pglite'));
+// On the embedded database only where PostgreSQL is missing: the same CLI paths run on PGlite
+// in bad-input, install-equals-upgrade, step-ids and the pack smoke test, and each CLI start
+// there boots PGlite's WebAssembly, which made this file the suite's longest but one.
+describe.skipIf(postgresAvailable)('MDL-65471 CLI steps on the embedded database (no PostgreSQL server)', () => mdlPlan('pglite'));

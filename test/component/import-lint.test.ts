@@ -2,7 +2,7 @@
  * The step-import lint (the Totara rule): a component's db/upgrade.ts, db/install.ts and what
  * they import may import only outageless, kysely, Node built-ins and files under its own db/.
  *
- * The CLI suite installs release 3 of the example site in an embedded (PGlite) database and
+ * The CLI suite installs release 3 of the example site (on PostgreSQL, else PGlite) and
  * deploys release 4, so mod_assign has a pending upgrade whose db/upgrade.ts is loaded by the
  * plan. Each case edits the code, runs `outageless lint` and `outageless upgrade`, checks what
  * they print and their exit codes, and checks that nothing moved in the database and no line of
@@ -19,7 +19,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { discoverSite } from '../../src/component/discover.ts';
 import { lintStepImports, type StepImportFinding } from '../../src/component/import-lint.ts';
 import { cli, createSiteDir, REPO, type CliResult, type SiteDir } from '../support/sites.ts';
-import { embeddedDatabaseUrl } from '../support/databases.ts';
+import { createScratchDatabase, embeddedDatabaseUrl, postgresAvailable, type ScratchDatabase } from '../support/databases.ts';
 
 const ASSIGN_UPGRADE = 'plugins/mod/assign/db/upgrade.ts';
 const ASSIGN_HELPERS = 'plugins/mod/assign/db/helpers.ts';
@@ -65,7 +65,8 @@ function parseError(stderr: string): Record<string, string> {
 
 const show = (result: CliResult) => `exit ${result.code}\nstdout:\n${result.stdout}\nstderr:\n${result.stderr}`;
 
-describe('outageless lint and the plan refuse plugin code in upgrade steps (PGlite)', { concurrent: false }, () => {
+describe('outageless lint and the plan refuse plugin code in upgrade steps', { concurrent: false }, () => {
+  let scratch: ScratchDatabase | undefined;
   let site: SiteDir;
   let parent: string;
   let url: string;
@@ -103,7 +104,10 @@ describe('outageless lint and the plan refuse plugin code in upgrade steps (PGli
     // kysely is hoisted next to outageless in an installed app; the working copy links both.
     await symlink(join(REPO, 'node_modules', 'kysely'), join(site.root, 'node_modules', 'kysely'), 'dir');
     parent = await mkdtemp(join(tmpdir(), 'outageless-import-lint-'));
-    url = await embeddedDatabaseUrl(join(parent, 'db'));
+    // PostgreSQL when there is one (each CLI start there is cheaper than booting PGlite); the
+    // rule is read from the code, so the database kind does not change what is tested.
+    scratch = postgresAvailable ? await createScratchDatabase('import_lint') : undefined;
+    url = scratch?.url ?? (await embeddedDatabaseUrl(join(parent, 'db')));
     const install = await upgrade();
     expect(install.code, show(install)).toBe(0);
     await site.deploy(4);
@@ -121,6 +125,7 @@ describe('outageless lint and the plan refuse plugin code in upgrade steps (PGli
 
   afterAll(async () => {
     await site?.cleanup();
+    await scratch?.drop();
     if (parent) await rm(parent, { recursive: true, force: true });
   });
 
