@@ -44,7 +44,7 @@ export default defineBenchmark({
     `PostgreSQL database, then bumps every ${BUMP_EVERY}th plugin: half code-only, half with a db/ change and a new step ` +
     "declared `outage: 'none'`. It then times, interleaved round-robin, the bare start of the same Node binary " +
     '(`node -e 0`), `upgrade --is-pending` (must exit 2) and `upgrade --is-maintenance-required` (must exit 3), each ' +
-    'cold (the discovery cache `<root>/.outageless/discovery-cache.json` deleted before the run, so every version.ts is imported) ' +
+    'cold (the discovery cache and the import-check cache in `<root>/.outageless/` deleted before the run, so every version.ts is imported and every step file checked) ' +
     'and warm (the cache the previous run left). ' +
     `It checks the target: **warm, at ${TARGET_SIZE} components, each command under ${TARGET_OVERHEAD_MS} ms above the bare Node start** ` +
     `(median minus median), and reports the growth per component between ${SIZES[0]} and ${SIZES[1]} (difference of the overheads ` +
@@ -93,7 +93,8 @@ async function measureSize(size: number, context: Parameters<ReturnType<typeof d
   const site = await generateSite(size);
   const database = await createBenchDatabase(context.serverUrl);
   const siteArgs = ['--root', site.root, '--database', database.url];
-  const cache = join(site.root, '.outageless', 'discovery-cache.json');
+  // Both caches: cold means every version.ts imported and every step file checked in the worker.
+  const caches = ['discovery-cache.json', 'import-check-cache.json'].map((file) => join(site.root, '.outageless', file));
   try {
     log(`installing it into ${database.name}`);
     const install = await runNode([BIN, 'upgrade', '--non-interactive', ...siteArgs]);
@@ -106,7 +107,9 @@ async function measureSize(size: number, context: Parameters<ReturnType<typeof d
     await Promise.all(bumped.map((component) => site.write(component, dbChanged.includes(component) ? 'db-bump' : 'code-bump')));
     log(`bumped ${bumped.length} components (${dbChanged.length} with a db/ change)`);
 
-    const cold = () => rm(cache, { force: true });
+    const cold = async () => {
+      for (const cache of caches) await rm(cache, { force: true });
+    };
     const commands: Measured[] = [
       { label: `${size}: bare Node start`, args: ['-e', '0'], expectedExit: 0 },
       { label: `${size}: upgrade --is-pending, cold`, args: [BIN, 'upgrade', '--is-pending', ...siteArgs], expectedExit: 2, before: cold },

@@ -164,6 +164,8 @@ export async function adminUpgradeRoutes(app: FastifyInstance, context: AdminRou
   const { front, requireAdmin, csrfCheck, csrfToken } = context;
   // Set by this front's POST before the run takes the lock, so a second click meanwhile is refused.
   let webRunning = false;
+  /** The run this front started, while it is in flight: what the page follows without `?run`. */
+  let webRunId: string | undefined;
   // Fronts read runs on the database's own-commit view: on PGlite, db would read inside a
   // step's open transaction.
   const reader = () => front.database.autocommit;
@@ -173,6 +175,12 @@ export async function adminUpgradeRoutes(app: FastifyInstance, context: AdminRou
     if (runId) {
       const found = await findUpgradeRun(reader(), runId, { lock: front.database.upgradeLock });
       return found.kind === 'found' ? found.run : undefined;
+    }
+    // This front's own run first while it is in flight: its rows are written on another
+    // connection and may not be visible yet, and it must never read as an older run.
+    if (webRunning && webRunId) {
+      const own = await findUpgradeRun(reader(), webRunId, { lock: front.database.upgradeLock });
+      if (own.kind === 'found') return own.run;
     }
     return (await readLiveRun(reader(), front.database.upgradeLock)) ?? (await readUpgradeRuns(reader(), { limit: 1, lock: front.database.upgradeLock }))[0];
   };
@@ -249,7 +257,10 @@ export async function adminUpgradeRoutes(app: FastifyInstance, context: AdminRou
     reply.header('cache-control', 'no-store');
     const run = await chosenRun(request.query.run);
     if (!run) return { running: webRunning, outcome: null, error: null, lines: [], run: null };
-    return { ...(await progressOf(front, run)), run: runToJson(run) };
+    const progress = await progressOf(front, run);
+    // Until this front's run has returned, it is running, whatever its row says so far.
+    if (webRunning && run.runId === webRunId && !progress.running) return { ...progress, running: true, outcome: 'running', run: runToJson(run) };
+    return { ...progress, run: runToJson(run) };
   });
 
   app.post<{ Body: { plan?: string } }>('/admin/upgrade', { ...ADMIN, preHandler: [requireAdmin, csrfCheck] }, async (request, reply) => {
@@ -277,7 +288,10 @@ export async function adminUpgradeRoutes(app: FastifyInstance, context: AdminRou
       mode: mode.kind === 'maintenance' ? 'maintenance' : 'online',
       startedBy: 'web',
       onEvent: (event) => {
-        if (event.kind === 'lock-acquired') startedRun(event.runId);
+        if (event.kind === 'lock-acquired') {
+          webRunId = event.runId;
+          startedRun(event.runId);
+        }
       },
       onRecordWarning: (message) => app.log.warn(message),
       // As `upgrade --no-maintenance` does: a paused component's jobs finish first, and post
@@ -295,6 +309,7 @@ export async function adminUpgradeRoutes(app: FastifyInstance, context: AdminRou
     void ended.finally(async () => {
       await front.refresh().catch(() => {});
       webRunning = false;
+      webRunId = undefined;
     });
     const first = await Promise.race([started.then((runId) => ({ kind: 'started' as const, runId })), ended.then((error) => ({ kind: 'ended' as const, error }))]);
     if (first.kind === 'ended') {

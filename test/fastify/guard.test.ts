@@ -816,8 +816,8 @@ describe.skipIf(!postgresAvailable)('fronts on PostgreSQL follow the state throu
     const started = await confirmUpgrade(aheadAdmin);
     expect(started.statusCode, started.body).toBe(303);
     const progress = await pollProgress(aheadAdmin);
-    expect(progress.error).toBeNull();
-    expect(progress.outcome).toBe('succeeded');
+    expect(progress.error, JSON.stringify(progress)).toBeNull();
+    expect(progress.outcome, JSON.stringify(progress)).toBe('succeeded');
 
     await expectAllServed(aheadVisitor, [...SAFE_2_TO_3, ...SITE_CLASS_2_TO_3, '/block_calendar/']);
     expect((await aheadAdmin.get('/admin/upgrade')).body).toContain('No upgrade is pending');
