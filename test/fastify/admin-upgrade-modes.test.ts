@@ -8,18 +8,17 @@
  * advisory lock the test holds, so the assertions happen while it runs.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import Fastify, { type FastifyInstance } from 'fastify';
-import { outageless } from '../../src/fastify/plugin.ts';
+import type { FastifyInstance } from 'fastify';
 import { discoverSite } from '../../src/component/discover.ts';
-import { openDatabase, type SiteDatabase } from '../../src/database/open.ts';
+import type { SiteDatabase } from '../../src/database/open.ts';
 import { UPGRADING_MESSAGE } from '../../src/runtime/guard.ts';
 import { setUiUpgradeLock } from '../../src/state/flags.ts';
 import { readInstalled } from '../../src/state/installed.ts';
 import { readUpgradeRuns } from '../../src/state/upgrade-history.ts';
 import { runUpgrade } from '../../src/upgrade/run.ts';
-import { createSiteDir, type SiteDir } from '../support/sites.ts';
-import { createScratchDatabase, postgresAvailable, type ScratchDatabase } from '../support/databases.ts';
-import { ADMIN_SECRET, Client, csrfToken, holdWaitLock, planField, waitFor, waitVersion, writeHistorySite, type StepClass } from '../support/history-site.ts';
+import type { SiteDir } from '../support/sites.ts';
+import { postgresAvailable, type ScratchDatabase } from '../support/databases.ts';
+import { Client, installHistorySite, removeHistorySite, startHistoryFront, csrfToken, holdWaitLock, planField, waitFor, waitVersion, writeHistorySite, type StepClass } from '../support/history-site.ts';
 
 if (!postgresAvailable) console.warn('[admin-upgrade-modes] PostgreSQL unavailable: these tests are SKIPPED.');
 
@@ -32,11 +31,7 @@ describe.skipIf(!postgresAvailable)('admin upgrade: confirmation and mode (Postg
 
   /** A front on the code now on disk (fronts read their code once, at start). */
   async function startFront(): Promise<FastifyInstance> {
-    const app = Fastify();
-    await app.register(outageless, { root: site.root, database, adminSecret: ADMIN_SECRET, pollIntervalMs: 100, heartbeatMs: 60_000, jobs: false });
-    await app.ready();
-    fronts.push(app);
-    return app;
+    return startHistoryFront({ scratch, site, database }, fronts);
   }
 
   /** Deploys the next release of local_wait with a step of `outage`, and a front running it. */
@@ -50,19 +45,13 @@ describe.skipIf(!postgresAvailable)('admin upgrade: confirmation and mode (Postg
   }
 
   beforeAll(async () => {
-    scratch = await createScratchDatabase('admin_upgrade_modes');
-    site = await createSiteDir();
-    await writeHistorySite(site, { n: 0, outage: 'none' });
-    database = await openDatabase(scratch.url);
-    expect((await runUpgrade({ database, code: await discoverSite(site.root) })).kind).toBe('upgraded');
+    ({ scratch, site, database } = await installHistorySite('admin_upgrade_modes'));
   });
   afterEach(async () => {
     for (const app of fronts.splice(0)) await app.close();
   });
   afterAll(async () => {
-    await database?.close();
-    await site?.cleanup();
-    await scratch?.drop();
+    await removeHistorySite({ scratch, site, database });
   });
 
   /**

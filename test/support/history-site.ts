@@ -9,8 +9,13 @@ import { readdir, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { expect } from 'vitest';
 import pg from 'pg';
-import type { FastifyInstance } from 'fastify';
-import { writeBareCore, type SiteDir } from './sites.ts';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { outageless } from '../../src/fastify/plugin.ts';
+import { discoverSite } from '../../src/component/discover.ts';
+import { openDatabase, type SiteDatabase } from '../../src/database/open.ts';
+import { runUpgrade } from '../../src/upgrade/run.ts';
+import { createScratchDatabase, type ScratchDatabase } from './databases.ts';
+import { createSiteDir, writeBareCore, type SiteDir } from './sites.ts';
 
 export const V1 = 2026010100;
 export const ADMIN_SECRET = 'history test admin secret';
@@ -190,4 +195,37 @@ export class Client {
     const response = await this.post('/admin/login', { _csrf: csrfToken(page.body), password: ADMIN_SECRET, next: '/admin' });
     expect(response.statusCode, response.body).toBe(303);
   }
+}
+
+/** A history test's site: release 0 installed into its own scratch database. */
+export interface HistorySite {
+  readonly scratch: ScratchDatabase;
+  readonly site: SiteDir;
+  readonly database: SiteDatabase;
+}
+
+/** Creates the scratch database and the site, and installs release 0 of local_wait. */
+export async function installHistorySite(label: string): Promise<HistorySite> {
+  const scratch = await createScratchDatabase(label);
+  const site = await createSiteDir();
+  await writeHistorySite(site, { n: 0, outage: 'none' });
+  const database = await openDatabase(scratch.url);
+  expect((await runUpgrade({ database, code: await discoverSite(site.root) })).kind).toBe('upgraded');
+  return { scratch, site, database };
+}
+
+/** Closes what installHistorySite opened (each part may be missing after a failed setup). */
+export async function removeHistorySite(history: Partial<HistorySite>): Promise<void> {
+  await history.database?.close();
+  await history.site?.cleanup();
+  await history.scratch?.drop();
+}
+
+/** A front on the code now on disk (fronts read their code once, at start), kept in `fronts` to close. */
+export async function startHistoryFront(history: HistorySite, fronts: FastifyInstance[]): Promise<FastifyInstance> {
+  const app = Fastify();
+  await app.register(outageless, { root: history.site.root, database: history.database, adminSecret: ADMIN_SECRET, pollIntervalMs: 100, heartbeatMs: 60_000, jobs: false });
+  await app.ready();
+  fronts.push(app);
+  return app;
 }

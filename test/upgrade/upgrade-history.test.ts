@@ -6,18 +6,17 @@
  * writes never fails the run. PostgreSQL; the real CLI for the commands and their exit codes.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import Fastify, { type FastifyInstance } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { sql } from 'kysely';
-import { outageless } from '../../src/fastify/plugin.ts';
 import { discoverSite } from '../../src/component/discover.ts';
-import { openDatabase, type SiteDatabase } from '../../src/database/open.ts';
+import type { SiteDatabase } from '../../src/database/open.ts';
 import { isOutagelessError } from '../../src/errors.ts';
 import { UPGRADING_MESSAGE } from '../../src/runtime/guard.ts';
 import { readRunEvents, readUpgradeRuns } from '../../src/state/upgrade-history.ts';
 import { runUpgrade } from '../../src/upgrade/run.ts';
-import { cli, createSiteDir, type SiteDir } from '../support/sites.ts';
-import { createScratchDatabase, postgresAvailable, type ScratchDatabase } from '../support/databases.ts';
-import { ADMIN_SECRET, Client, holdWaitLock, waitFor, waitVersion, writeHistorySite } from '../support/history-site.ts';
+import { cli, type SiteDir } from '../support/sites.ts';
+import { postgresAvailable, type ScratchDatabase } from '../support/databases.ts';
+import { Client, installHistorySite, removeHistorySite, startHistoryFront, holdWaitLock, waitFor, waitVersion, writeHistorySite } from '../support/history-site.ts';
 
 if (!postgresAvailable) console.warn('[upgrade-history] PostgreSQL unavailable: these tests are SKIPPED.');
 
@@ -37,27 +36,17 @@ describe.skipIf(!postgresAvailable)('upgrade runs and history in the database (P
   const history = (args: string[]) => cli(['history', ...args, '--root', site.root, '--database', scratch.url]);
 
   async function startFront(): Promise<FastifyInstance> {
-    const app = Fastify();
-    await app.register(outageless, { root: site.root, database, adminSecret: ADMIN_SECRET, pollIntervalMs: 100, heartbeatMs: 60_000, jobs: false });
-    await app.ready();
-    fronts.push(app);
-    return app;
+    return startHistoryFront({ scratch, site, database }, fronts);
   }
 
   beforeAll(async () => {
-    scratch = await createScratchDatabase('upgrade_history');
-    site = await createSiteDir();
-    await writeHistorySite(site, { n: 0, outage: 'none' });
-    database = await openDatabase(scratch.url);
-    expect((await runUpgrade({ database, code: await discoverSite(site.root) })).kind).toBe('upgraded');
+    ({ scratch, site, database } = await installHistorySite('upgrade_history'));
   });
   afterEach(async () => {
     for (const app of fronts.splice(0)) await app.close();
   });
   afterAll(async () => {
-    await database?.close();
-    await site?.cleanup();
-    await scratch?.drop();
+    await removeHistorySite({ scratch, site, database });
   });
 
   it('a CLI run shows live on another front: its lines while the step waits, the online banner, then its outcome', async () => {
