@@ -1,11 +1,11 @@
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { errors, isOutagelessError } from '../errors.ts';
 import type { SchemaDefinition } from '../schema/definition.ts';
 import { validateSchema } from '../schema/ddl.ts';
 import type { InstallDefinition, UpgradeDefinition } from './definitions.ts';
 import type { Component, SiteCode } from './discover.ts';
 import { assertStepImports } from './import-lint.ts';
-import { importDefinitionFile, loadTimeoutMs, type DefinitionFile } from './load.ts';
+import { importDefinitionFile, importOptional, loadTimeoutMs, type DefinitionFile } from './load.ts';
 import { validateUpgrade } from './manifest.ts';
 
 /**
@@ -55,6 +55,27 @@ async function importDbFile(code: SiteCode, component: Component, file: string):
   }
   if (found.kind === 'no-default') throw errors.noDefaultExport(shown, component.name, EXPECTED[file] ?? 'its definition', found.named);
   return found.kind === 'loaded' ? found.value : undefined;
+}
+
+/**
+ * The default export of `db/<name>`, or undefined when the file or its default export is
+ * missing (tasks, events: "nothing declared"); a failing import names the file relative to the
+ * site root.
+ *
+ * @example
+ * ```ts
+ * const raw = await importOptionalDbFile(code, component, 'tasks.ts')
+ * if (raw !== undefined) validateTasks(file, component.name, raw)
+ * ```
+ */
+export async function importOptionalDbFile(code: SiteCode, component: Component, name: string): Promise<unknown> {
+  const file = join(component.dir, 'db', name);
+  try {
+    return await importOptional(file, component.name);
+  } catch (error) {
+    if (isOutagelessError(error, errors.loadFailed.code)) throw errors.loadFailed(relative(code.root, file), error.cause, component.name);
+    throw error;
+  }
 }
 
 /** `db/upgrade.ts`, validated; a component without one has no steps. */

@@ -2,8 +2,8 @@ import { join, relative } from 'node:path';
 import type { Kysely } from 'kysely';
 import { z } from 'zod';
 import type { Component, SiteCode } from '../component/discover.ts';
-import { importOptional } from '../component/load.ts';
-import { errors, isOutagelessError, OutagelessError } from '../errors.ts';
+import { importOptionalDbFile } from '../component/files.ts';
+import { OutagelessError } from '../errors.ts';
 import { jobErrors } from './errors.ts';
 
 /**
@@ -242,16 +242,6 @@ export interface ComponentJobs {
 /** Every component of a site that has tasks or observers, keyed by component. */
 export type JobCatalog = ReadonlyMap<string, ComponentJobs>;
 
-async function importDb(code: SiteCode, component: Component, name: string): Promise<unknown> {
-  const file = join(component.dir, 'db', name);
-  try {
-    return await importOptional(file, component.name);
-  } catch (error) {
-    if (isOutagelessError(error, errors.loadFailed.code)) throw errors.loadFailed(relative(code.root, file), error.cause, component.name);
-    throw error;
-  }
-}
-
 /**
  * Loads and validates every component's `db/tasks.ts` and `db/events.ts`, and resolves each
  * task and observer to its handler in the component's runtime module. A bad definition, a bad
@@ -287,11 +277,11 @@ export async function loadJobCatalog(
       }
     };
     const definitions = await attempt(async () => {
-      const raw = await importDb(code, component, 'tasks.ts');
+      const raw = await importOptionalDbFile(code, component, 'tasks.ts');
       return raw === undefined ? [] : validateTasks(tasksFile, component.name, raw);
     }, [] as readonly TaskDefinition[]);
     const observerDefinitions = await attempt(async () => {
-      const raw = await importDb(code, component, 'events.ts');
+      const raw = await importOptionalDbFile(code, component, 'events.ts');
       return raw === undefined ? [] : validateObservers(eventsFile, component.name, raw);
     }, [] as readonly ObserverDefinition[]);
     if (definitions.length === 0 && observerDefinitions.length === 0 && problems.length === 0) continue;

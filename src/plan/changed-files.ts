@@ -1,9 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import type { Component, SiteCode } from '../component/discover.ts';
-import { loadInstall, loadSchema, loadUpgrade } from '../component/files.ts';
-import { importOptional } from '../component/load.ts';
-import { errors, isOutagelessError } from '../errors.ts';
+import { importOptionalDbFile, loadInstall, loadSchema, loadUpgrade } from '../component/files.ts';
 import { loadFormats } from '../migrations/formats.ts';
 
 /**
@@ -23,25 +21,15 @@ const LOADERS: Readonly<Record<string, (code: SiteCode, component: Component) =>
   'caches.ts': async (_code, component) => (await import('../caches/definitions.ts')).loadCacheDefinitions(component),
   'tasks.ts': async (code, component) => {
     const { validateTasks } = await import('../jobs/definitions.ts');
-    const value = await importJobsFile(code, component, 'tasks.ts');
+    const value = await importOptionalDbFile(code, component, 'tasks.ts');
     return value === undefined ? [] : validateTasks(relative(code.root, join(component.dir, 'db', 'tasks.ts')), component.name, value);
   },
   'events.ts': async (code, component) => {
     const { validateObservers } = await import('../jobs/definitions.ts');
-    const value = await importJobsFile(code, component, 'events.ts');
+    const value = await importOptionalDbFile(code, component, 'events.ts');
     return value === undefined ? [] : validateObservers(relative(code.root, join(component.dir, 'db', 'events.ts')), component.name, value);
   },
 };
-
-async function importJobsFile(code: SiteCode, component: Component, name: string): Promise<unknown> {
-  const file = join(component.dir, 'db', name);
-  try {
-    return await importOptional(file, component.name);
-  } catch (error) {
-    if (isOutagelessError(error, errors.loadFailed.code)) throw errors.loadFailed(relative(code.root, file), error.cause, component.name);
-    throw error;
-  }
-}
 
 /**
  * Checks each file of `changedFiles` (names inside the component's `db/`, as the definitions
