@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { errorFactory, errors, ExitCode } from '../errors.ts';
 import { formatDuration } from '../runtime/background-progress.ts';
-import { findUpgradeRun, readRunEvents, readUpgradeRuns, runToJson, type ComponentSummary, type UpgradeRunRecord } from '../state/upgrade-history.ts';
+import { findUpgradeRun, formatRunDuration, readRunEvents, readUpgradeRuns, runToJson, type ComponentSummary, type UpgradeRunRecord } from '../state/upgrade-history.ts';
 import { output, withDatabase, withSiteOptions, type CommandResult, type SiteOptions } from './context.ts';
 
 /**
@@ -40,7 +40,7 @@ export function formatAge(date: Date, now: Date = new Date()): string {
   return seconds < 1 ? 'just now' : `${formatDuration(seconds)} ago`;
 }
 
-const ms = (value: number) => (value < 1000 ? `${Math.round(value)} ms` : `${(value / 1000).toFixed(2)} s`);
+const ms = formatRunDuration;
 
 function describeMode(run: UpgradeRunRecord): string {
   if (!run.recorded) return 'mode not recorded';

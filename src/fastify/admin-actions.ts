@@ -4,8 +4,8 @@ import { cacheErrors } from '../caches/errors.ts';
 import { errors, isOutagelessError, type OutagelessError } from '../errors.ts';
 import { jobErrors } from '../jobs/errors.ts';
 import type { Front } from '../runtime/front.ts';
-import { runOperatorAction, type OperatorAction, type OperatorActionResult } from '../runtime/operator-actions.ts';
-import { recordOperatorAction, type OperatorActionName, type OperatorActor } from '../state/operator-log.ts';
+import { recordUnchangedOutcome, runOperatorAction, type OperatorAction, type OperatorActionResult } from '../runtime/operator-actions.ts';
+import type { OperatorActionName, OperatorActor } from '../state/operator-log.ts';
 import { clientAddress } from './admin-session.ts';
 import { html, page } from './html.ts';
 import { wantsJson } from './unavailable.ts';
@@ -116,7 +116,7 @@ export async function adminActionRoutes(app: FastifyInstance, options: AdminActi
       } catch (error) {
         if (!isOutagelessError(error)) throw error;
         // A form that names no valid action is still an attempt: the log keeps it.
-        await recordOperatorAction(front.database.db, { actor, action: attempted(name, request.body), target: request.body?.component?.trim() || null, outcome: 'refused', errorCode: error.code, detail: error.message });
+        await recordUnchangedOutcome(front.database, { actor, action: attempted(name, request.body), target: request.body?.component?.trim() || null, outcome: 'refused', errorCode: error.code, detail: error.message });
         return answer(request, reply, 400, 'action-refused', error.message, error);
       }
       try {

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { formatDuration } from '../runtime/background-progress.ts';
-import { findUpgradeRun, readRunEvents, readUpgradeRuns, runToJson, type ComponentSummary, type UpgradeRunRecord } from '../state/upgrade-history.ts';
+import { findUpgradeRun, formatRunDuration, readRunEvents, readUpgradeRuns, runToJson, type ComponentSummary, type UpgradeRunRecord } from '../state/upgrade-history.ts';
 import type { AdminRouteContext } from './admin-upgrade.ts';
 import { html, page, timeTag, type SafeHtml } from './html.ts';
 import { wantsJson } from './unavailable.ts';
@@ -14,7 +14,7 @@ import { wantsJson } from './unavailable.ts';
 
 const ADMIN = { config: { outageless: { area: 'admin' as const } } };
 
-const ms = (value: number | null) => (value === null ? '—' : value < 1000 ? `${Math.round(value)} ms` : `${(value / 1000).toFixed(2)} s`);
+const ms = formatRunDuration;
 
 function statusCell(run: UpgradeRunRecord): SafeHtml {
   const css = run.status === 'succeeded' || run.status === 'nothing' ? 'outcome-done' : run.status === 'running' ? 'outcome-refused' : 'outcome-failed';

@@ -134,9 +134,9 @@ function subpluginsOf(code: SiteCode, name: string): string[] {
 
 async function perform(context: OperatorContext, action: OperatorAction): Promise<OperatorActionResult> {
   const { database } = context;
-  checkMessage(action);
   const code = action.kind === 'pause' || action.kind === 'resume' || (action.kind === 'purge-caches' && action.component !== null) ? await context.loadCode() : undefined;
   if (code) checkOperatorAction(code, action);
+  else checkMessage(action);
   switch (action.kind) {
     case 'maintenance-on':
     case 'maintenance-off': {
@@ -190,14 +190,28 @@ export async function runOperatorAction<A extends OperatorAction>(context: Opera
     const errorCode = isOutagelessError(error) ? error.code : null;
     const message = error instanceof Error ? error.message : String(error);
     // The action's own error is what the caller needs; a log that cannot be written must not hide it.
-    if (changed || (await stateTablesExist(context.database.db).catch(() => false))) {
-      await recordOperatorAction(context.database.db, { ...base, outcome, errorCode, detail: message }).catch(() => {});
-    }
+    if (changed) await recordOperatorAction(context.database.db, { ...base, outcome, errorCode, detail: message }).catch(() => {});
+    else await recordUnchangedOutcome(context.database, { ...base, outcome, errorCode, detail: message });
     throw error;
   }
   await recordOperatorAction(context.database.db, { ...base, outcome: 'done', errorCode: null, detail });
   // perform() answers the result of the action's own kind.
   return result as OperatorResults[A['kind']];
+}
+
+/**
+ * Logs an action that changed nothing (refused, or failed before it changed anything): only
+ * where the state tables exist, since creating them would be a change, and never throwing, since
+ * the action's own error is what the caller needs.
+ *
+ * @example
+ * ```ts
+ * await recordUnchangedOutcome(database, { actor, action: 'pause', target: 'mod_nope', outcome: 'refused', errorCode: error.code, detail: error.message })
+ * ```
+ */
+export async function recordUnchangedOutcome(database: SiteDatabase, entry: Parameters<typeof recordOperatorAction>[1]): Promise<void> {
+  if (!(await stateTablesExist(database.db).catch(() => false))) return;
+  await recordOperatorAction(database.db, entry).catch(() => {});
 }
 
 /**

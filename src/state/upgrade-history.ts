@@ -248,7 +248,8 @@ export async function readLiveRun(db: Kysely<any>, lock: UpgradeLock): Promise<U
   const live = await lock.liveRuns(rows.map((row) => row.run_id));
   const row = rows.find((candidate) => live.has(candidate.run_id));
   if (!row) return undefined;
-  return (await assemble(db, [row], [], lock))[0];
+  // Known live already: without a lock to ask again, an open row counts as running.
+  return (await assemble(db, [row], [], undefined))[0];
 }
 
 /**
@@ -265,6 +266,19 @@ export async function readRunEvents(db: Kysely<any>, runId: string, options: { r
   const rows = await db.selectFrom('outageless_upgrade_event').selectAll()
     .where('run_id', '=', runId).where('seq', '>', options.afterSeq ?? 0).orderBy('seq').execute();
   return rows.map((row) => ({ seq: Number(row.seq), at: row.at, kind: row.kind, component: row.component, message: row.message }));
+}
+
+/**
+ * A step or run duration as history shows it: `840 ms`, `2.35 s`; `—` when unknown (a run still
+ * running or interrupted).
+ *
+ * @example
+ * ```ts
+ * formatRunDuration(2350) // => '2.35 s'
+ * ```
+ */
+export function formatRunDuration(value: number | null): string {
+  return value === null ? '—' : value < 1000 ? `${Math.round(value)} ms` : `${(value / 1000).toFixed(2)} s`;
 }
 
 /** A run as `history --json` and the progress endpoint give it (dates as ISO strings). */
