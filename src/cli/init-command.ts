@@ -1,10 +1,11 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { Command } from 'commander';
 import { ExitCode } from '../errors.ts';
 import { output, type CommandResult } from './context.ts';
 import { initErrors } from './init-errors.ts';
+import { ownPackageJson } from './node-version.ts';
 import { GITIGNORE_LINES, packageFields, SCAFFOLD_PLUGIN, siteTemplates, type SiteTemplateInput } from './init-templates.ts';
 
 /** What init did to one file. `kept`: it existed and init left it alone (no `--force`). */
@@ -23,16 +24,6 @@ export interface InitOptions {
   readonly force?: boolean;
   /** The day the versions are made of (tests pin it); default now, in UTC. */
   readonly now?: Date;
-}
-
-interface OwnManifest {
-  readonly version: string;
-  readonly engines?: { readonly node?: string };
-  readonly dependencies?: Readonly<Record<string, string>>;
-}
-
-function ownManifest(): OwnManifest {
-  return JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as OwnManifest;
 }
 
 /** npm's rules for a package name: lower case, URL-safe, not starting with `.` or `_`. */
@@ -121,7 +112,7 @@ export async function initSite(dir: string, options: InitOptions = {}): Promise<
     throw initErrors.packageType(shown('package.json'), existingPackage.type);
   }
 
-  const manifest = ownManifest();
+  const manifest = ownPackageJson();
   const input: SiteTemplateInput = {
     name: typeof existingPackage?.name === 'string' ? existingPackage.name : packageName(root),
     date: (options.now ?? new Date()).toISOString().slice(0, 10).replaceAll('-', ''),
@@ -151,8 +142,13 @@ export async function initSite(dir: string, options: InitOptions = {}): Promise<
   for (const file of writes) {
     if (file.action === 'kept') continue;
     const target = join(root, file.path);
-    await mkdir(dirname(target), { recursive: true });
-    await writeFile(target, file.text);
+    try {
+      await mkdir(dirname(target), { recursive: true });
+      await writeFile(target, file.text);
+    } catch (error) {
+      // A read-only or full disk, a directory in the file's place: say which file and what to do.
+      throw initErrors.writeFailed(file.path, error);
+    }
   }
   return {
     root,

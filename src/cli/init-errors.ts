@@ -29,6 +29,13 @@ export const initErrors = {
     location: { file },
     hint: 'Fix package.json (it must be a JSON object), or remove it and run init again.',
   })),
+  /** A file could not be written (permissions, a full or read-only disk); files written before it stay. */
+  writeFailed: errorFactory('OUTAGELESS_ERR_INIT_WRITE_FAILED', (file: string, cause: unknown) => ({
+    message: `cannot write ${file}: ${cause instanceof Error ? cause.message : String(cause)}`,
+    location: { file },
+    hint: 'Make the directory writable (and check the disk has space), then run init again with --force to finish the scaffold.',
+    cause,
+  })),
   /** The target exists and is a file. */
   notADirectory: errorFactory('OUTAGELESS_ERR_INIT_NOT_A_DIRECTORY', (path: string) => ({
     message: `${path} is a file, not a directory; nothing was written`,

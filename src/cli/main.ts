@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
+import { ownPackageJson } from './node-version.ts';
 import { errors, ExitCode, isOutagelessError } from '../errors.ts';
 import { isConnectionLoss } from '../database/connection-loss.ts';
 import type { CommandResult } from './context.ts';
@@ -45,11 +45,6 @@ async function commandsFor(argv: readonly string[]): Promise<CommandFactory[]> {
   return Promise.all((named.length > 0 ? named : COMMANDS).map(([, load]) => load()));
 }
 
-function packageVersion(): string {
-  const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return manifest.version;
-}
-
 /** Calls `configure` on every command below `command`, however deeply nested. */
 function applyToSubcommands(command: Command, configure: (command: Command) => void): void {
   for (const subcommand of command.commands) {
@@ -71,7 +66,7 @@ export async function main(argv: readonly string[]): Promise<number> {
 
   const program = new Command('outageless')
     .description('Upgrade plugin-based Node.js applications with the smallest outage each change allows.')
-    .version(packageVersion(), '-V, --version')
+    .version(ownPackageJson().version, '-V, --version')
     .exitOverride()
     .configureOutput({ writeErr: (text) => process.stderr.write(text) });
   // Only the module of the command being run is loaded (COMMANDS).

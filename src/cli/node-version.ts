@@ -15,10 +15,32 @@ export const nodeVersionErrors = {
   })),
 } as const;
 
+/** What the CLI reads of its own package.json. */
+export interface OwnPackageJson {
+  readonly version: string;
+  readonly engines?: { readonly node?: string };
+  readonly dependencies?: Readonly<Record<string, string>>;
+}
+
+let ownPackage: OwnPackageJson | undefined;
+
+/**
+ * outageless's own package.json, read once per process (the bin's version check, `--version`
+ * and `init` all ask for it; the bin and the CLI share this module).
+ *
+ * @example
+ * ```ts
+ * ownPackageJson().version // => '0.1.0'
+ * ```
+ */
+export function ownPackageJson(): OwnPackageJson {
+  ownPackage ??= JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as OwnPackageJson;
+  return ownPackage;
+}
+
 /** `engines.node` of this package, `>=22.12` unless it says otherwise. */
 export function neededNodeRange(): string {
-  const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { engines?: { node?: string } };
-  return manifest.engines?.node ?? '>=22.12';
+  return ownPackageJson().engines?.node ?? '>=22.12';
 }
 
 const parts = (version: string) => version.replace(/^v/, '').split('.').map((part) => Number.parseInt(part, 10) || 0);

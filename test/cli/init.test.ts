@@ -159,6 +159,15 @@ describe('refusals write nothing', () => {
     expect(await snapshot(dir)).toEqual({ 'site.txt': 'x' });
   });
 
+  it('a file it cannot write is OUTAGELESS_ERR_INIT_WRITE_FAILED naming the file, not a stack trace', async () => {
+    const dir = await freshDir({});
+    // A directory where core/version.ts goes: writeFile fails with EISDIR.
+    await mkdir(join(dir, 'core', 'version.ts'), { recursive: true });
+    const error = await refusal(dir, { force: true });
+    expect(isOutagelessError(error, initErrors.writeFailed.code), String(error)).toBe(true);
+    expect((error as { location?: { file?: string } }).location?.file).toBe('core/version.ts');
+  });
+
   it('a package.json that is not JSON is refused even with --force', async () => {
     const dir = await freshDir({ 'package.json': '{ "name": ' });
     expect(isOutagelessError(await refusal(dir, { force: true }), initErrors.packageJsonInvalid.code)).toBe(true);
