@@ -285,18 +285,6 @@ export function openDiscoveryCache(root: string): DiscoveryCache | undefined {
  */
 const UNCACHEABLE_WORDS = /\b(?:process|globalThis|global|Date|Math\s*\.\s*random|crypto|performance|fetch|require|eval|Function|console|setTimeout|setInterval|setImmediate|queueMicrotask|WebAssembly|Deno|Bun)\b/;
 
-/** `import { defineVersion } from 'outageless';` (or `import type`), alone on its line. */
-const OUTAGELESS_IMPORT = /^[ \t]*import[ \t]+(?:type[ \t]+)?\{[\w\s,$]*\}[ \t]*from[ \t]*(['"])outageless\1[ \t]*;?[ \t]*$/gm;
-
-/**
- * True when the only imports `source` can hold are of `outageless`: with those lines removed,
- * the words `import`, `require` and `from` appear nowhere (not even in a comment or string).
- * Anything else is left to the lexer.
- */
-function importsOnlyOutageless(source: string): boolean {
-  return !/\b(?:import|require|from)\b/.test(source.replace(OUTAGELESS_IMPORT, ''));
-}
-
 const ONLY_OUTAGELESS: ReadonlySet<string> = new Set(['outageless']);
 
 /**
@@ -307,7 +295,7 @@ const ONLY_OUTAGELESS: ReadonlySet<string> = new Set(['outageless']);
  * also means "not cacheable": the import that follows reports the real problem.
  */
 export async function sourceFiles(version: string, packages: ReadonlySet<string> = ONLY_OUTAGELESS): Promise<string[] | undefined> {
-  const { listImports, resolveLocal } = await import('./import-lint.ts');
+  const { listImports, plainPackageImports, resolveLocal } = await import('./import-lint.ts');
   const files: string[] = [];
   const queue = [version];
   const seen = new Set<string>();
@@ -319,10 +307,10 @@ export async function sourceFiles(version: string, packages: ReadonlySet<string>
       files.push(file);
       const source = readFileSync(file, 'utf8');
       if (UNCACHEABLE_WORDS.test(source)) return undefined;
-      // The common version.ts imports outageless and nothing else: no need to strip its types
-      // and lex it (on a cold 500-component discovery that was a second pass over every file).
-      if (importsOnlyOutageless(source)) continue;
-      for (const found of await listImports(file, '', file)) {
+      // The common version.ts imports outageless on a plain line and nothing else: read from the
+      // text already here, without the type stripper and lexer (a second pass over every file on
+      // a cold 500-component discovery).
+      for (const found of plainPackageImports(source) ?? (await listImports(file, '', file))) {
         if (found.specifier === undefined || found.form === 'dynamic-import' || found.form === 'require') return undefined;
         if (packages.has(found.specifier)) continue;
         const target = resolveLocal(file, found.specifier);

@@ -266,8 +266,14 @@ const PLAIN_PACKAGE_IMPORT = /^[ \t]*import[ \t]+(?:type[ \t]+)?\{[\w\s,$]*\}[ \
  * on first use (about 100 ms, more on a busy machine), and the step files of a typical
  * component import `outageless` alone, so `upgrade --is-pending` need not load it at all.
  * An `import type` line is reported as an import, which changes nothing: both packages are allowed.
+ *
+ * @example
+ * ```ts
+ * plainPackageImports("import { defineVersion } from 'outageless';\nexport default defineVersion({ … })")
+ * // => [{ specifier: 'outageless', form: 'import', line: 1, … }]
+ * ```
  */
-function plainPackageImports(source: string): FoundImport[] | undefined {
+export function plainPackageImports(source: string): FoundImport[] | undefined {
   const found: FoundImport[] = [];
   const rest = source.replace(PLAIN_PACKAGE_IMPORT, (text: string, _quote: string, specifier: string, offset: number) => {
     found.push({ specifier, text: text.trim(), line: lineOf(source, offset), form: 'import' });
