@@ -132,7 +132,7 @@ function modeNotice(plan: Plan, mode: WebUpgradeMode): SafeHtml {
  * The banner of a running upgrade. Only a maintenance-mode run says "please retry later": an
  * online (or staged) run leaves the site serving, so it says that, with who runs it.
  */
-export function runningUpgradeNotice(holder: UpgradeLockHolder | undefined, run: UpgradeRunRecord | undefined): SafeHtml {
+function runningUpgradeNotice(holder: UpgradeLockHolder | undefined, run: UpgradeRunRecord | undefined): SafeHtml {
   const who = run
     ? html`started by ${run.startedBy} on ${run.host}, pid ${run.pid}, at ${timeTag(run.startedAt)}`
     : holder ? html`on ${holder.host}, pid ${holder.pid}, since ${timeTag(holder.since)}` : html`by another process`;

@@ -30,7 +30,14 @@ export interface OutagelessDatabase {
   kysely<Tables = Record<string, Record<string, unknown>>>(): Kysely<Tables>;
 }
 
-/** The route-facing view of an open site database. */
+/**
+ * The route-facing view of an open site database (the plugin decorates `app.outagelessDatabase` with it).
+ *
+ * @example
+ * ```ts
+ * app.decorate('outagelessDatabase', createDatabaseApi(database))
+ * ```
+ */
 export function createDatabaseApi(database: SiteDatabase): OutagelessDatabase {
   return {
     kind: database.kind,

@@ -90,6 +90,13 @@ export interface TypedSchemaDefinition<Tables extends Readonly<Record<string, Ta
  * tag; validation happens when the site is loaded, with the file name in every error.
  * The literal types are kept (a `const` type parameter), so `TablesOf<typeof schema>` gives
  * Kysely row types for routes.
+ *
+ * @example
+ * ```ts
+ * const schema = defineSchema({ tables: { block_news_post: { columns: { id: { type: 'bigint', autoIncrement: true }, subject: { type: 'text' } }, primaryKey: ['id'] } } })
+ * type Tables = TablesOf<typeof schema>   // { block_news_post: { id: Generated<number>; subject: string } }
+ * export default schema
+ * ```
  */
 export function defineSchema<const Tables extends Readonly<Record<string, TableDefinition>>>(definition: { readonly tables: Tables }): TypedSchemaDefinition<Tables> {
   return Object.freeze({ kind: 'schema', tables: definition.tables });
